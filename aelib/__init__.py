@@ -1,0 +1,12 @@
+"""aelib: the companion package of the Autoencoders book.
+
+Modules (one job each): `runtime` (device, seed, budget), `data` (datasets
+and batching), `losses`, `metrics`, `pca`, `models`, `train`, `plot`.
+Importing aelib has no side effects: nothing is seeded, no style is set.
+"""
+
+from . import data, losses, metrics, models, pca, plot, runtime, train
+
+__version__ = "0.1.0"
+
+__all__ = ["data", "losses", "metrics", "models", "pca", "plot", "runtime", "train", "__version__"]

@@ -1,0 +1,248 @@
+"""Datasets as in-memory tensors, and index-slice batching.
+
+`load()` returns a `Dataset`: train / validation / test images of shape
+`(N, 1, 28, 28)` with values in [0, 1] and integer labels. The validation
+split is carved from the training set, stratified by label, with a fixed
+random state that does not depend on `AELIB_SEED`, so anything tuned on it is
+the same for every seed. Introduced in chapter 1.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import runtime
+
+#: Names accepted by `load` (and by `AELIB_DATASET`).
+DATASETS = ("mnist", "fashion-mnist", "kmnist", "digits")
+
+#: Fraction of the training set held out for validation (fixed, stratified).
+VAL_FRACTION = 0.1
+#: Fraction of scikit-learn's digits used as test set (they come unsplit).
+DIGITS_TEST_FRACTION = 0.2
+#: Random state of the fixed splits; deliberately independent of AELIB_SEED.
+SPLIT_STATE = 20240601
+
+_TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset named explicitly is neither on disk nor downloadable."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train / val / test splits of one image dataset, held in memory.
+
+    `x_*`: float32 `(N, 1, 28, 28)` in [0, 1]; `y_*`: int64 `(N,)` labels.
+    `name` is the dataset's name and `source` says where it came from.
+    """
+
+    name: str
+    source: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """Shape of one image, `(channels, height, width)`."""
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.y_train.max().item()) + 1
+
+    def to(self, device: torch.device | str) -> Dataset:
+        """A copy with every tensor on `device` (data then stay there for training)."""
+        moved = {
+            f.name: getattr(self, f.name).to(device)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+        return replace(self, **moved)
+
+    def summary(self) -> str:
+        """One line: name, split sizes, image shape."""
+        return (
+            f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val / "
+            f"{len(self.x_test)} test images of shape {tuple(self.image_shape)} ({self.source})"
+        )
+
+
+def resolve_name(name: str | None = None) -> str:
+    """Normalise a dataset name (`None` reads `AELIB_DATASET`, default 'auto').
+
+    Unknown names raise `ValueError` suggesting the closest valid one.
+    """
+    raw = name if name is not None else (runtime._env("AELIB_DATASET") or "auto")
+    key = raw.strip().lower().replace("_", "-")
+    if key in DATASETS or key == "auto":
+        return key
+    valid = ", ".join((*DATASETS, "auto"))
+    close = difflib.get_close_matches(key, [*DATASETS, "auto"], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown dataset {raw!r}.{hint} Valid names: {valid}.")
+
+
+def load(name: str | None = None, data_dir: str | Path | None = None, *,
+         download: bool = True, verbose: bool = True) -> Dataset:
+    """Load a dataset by name and split it into train / val / test.
+
+    `name`: 'mnist', 'fashion-mnist', 'kmnist', 'digits' or 'auto'
+    (default: `AELIB_DATASET`, else 'auto'). 'auto' uses MNIST when it is on
+    disk under `data_dir` (default `AELIB_DATA_DIR`) and otherwise
+    scikit-learn's 8x8 digits, upsampled to 28x28; it never downloads and it
+    says which it chose. A dataset named explicitly is read from disk or, if
+    `download` is true, downloaded by torchvision; when neither works a
+    `DatasetNotFoundError` says where it looked and what to do, never falling
+    back to another dataset. Prints one summary line when `verbose`.
+    Returns a `Dataset` on the CPU; call `.to(device)` to move it.
+    Introduced in chapter 1.
+    """
+    key = resolve_name(name)
+    root = Path(data_dir).expanduser().resolve() if data_dir is not None else runtime.data_dir()
+    note = ""
+    if key == "auto":
+        if _torchvision_on_disk("mnist", root):
+            key = "mnist"
+            note = f"AELIB_DATASET=auto: found MNIST under {root}, using it."
+        else:
+            key = "digits"
+            note = (f"AELIB_DATASET=auto: MNIST is not under {root}, so this run uses "
+                    f"scikit-learn's 8x8 digits, upsampled to 28x28 (set AELIB_DATASET and "
+                    f"AELIB_DATA_DIR to use MNIST).")
+    if key == "digits":
+        dataset = _load_digits()
+    else:
+        dataset = _load_torchvision(key, root, download=download)
+    if verbose:
+        if note:
+            print(note)
+        print(dataset.summary())
+    return dataset
+
+
+def _torchvision_on_disk(key: str, root: Path) -> bool:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, _TORCHVISION_CLASSES[key])
+    raw = root / cls.__name__ / "raw"
+    names = [Path(url).name for url, _ in cls.resources]
+    return all((raw / n).exists() or (raw / n.removesuffix(".gz")).exists() for n in names)
+
+
+def _load_torchvision(key: str, root: Path, *, download: bool) -> Dataset:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, _TORCHVISION_CLASSES[key])
+    on_disk = _torchvision_on_disk(key, root)
+    if not on_disk and not download:
+        raise DatasetNotFoundError(
+            f"{key} is not on disk: looked for {cls.__name__}/raw/ under {root}. Set "
+            f"AELIB_DATA_DIR to the folder that holds {cls.__name__}/raw/, or allow a "
+            f"download, or use AELIB_DATASET=digits (ships with scikit-learn)."
+        )
+    try:
+        train = cls(str(root), train=True, download=not on_disk)
+        test = cls(str(root), train=False, download=False)
+    except Exception as err:  # network errors come in many types
+        raise DatasetNotFoundError(
+            f"{key} is not on disk under {root} ({cls.__name__}/raw/) and could not be "
+            f"downloaded ({type(err).__name__}: {err}). Connect to the internet, or set "
+            f"AELIB_DATA_DIR to a folder that holds {cls.__name__}/raw/, or use "
+            f"AELIB_DATASET=digits (ships with scikit-learn)."
+        ) from err
+    x_all = _to_unit_images(train.data)
+    y_all = train.targets.long()
+    x_test = _to_unit_images(test.data)
+    y_test = test.targets.long()
+    tr, va = stratified_split(y_all, VAL_FRACTION)
+    return Dataset(key, f"torchvision {cls.__name__} from {root}", x_all[tr], y_all[tr],
+                   x_all[va], y_all[va], x_test, y_test)
+
+
+def _to_unit_images(raw: torch.Tensor) -> torch.Tensor:
+    # (N, 28, 28) uint8 -> (N, 1, 28, 28) float32 in [0, 1]
+    return (raw.float() / 255.0).unsqueeze(1).contiguous()
+
+
+def _load_digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x8 = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
+    x = upsample(x8, 28)
+    y = torch.tensor(bunch.target, dtype=torch.long)
+    rest, te = stratified_split(y, DIGITS_TEST_FRACTION)
+    tr, va = stratified_split(y[rest], VAL_FRACTION)
+    tr, va = rest[tr], rest[va]
+    return Dataset("digits", "scikit-learn 8x8 digits, bilinear-upsampled to 28x28",
+                   x[tr], y[tr], x[va], y[va], x[te], y[te])
+
+
+def upsample(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of images `x: (N, C, h, w)` to `(N, C, size, size)`, clipped to [0, 1]."""
+    if x.dim() != 4:
+        raise ValueError(f"upsample expects images of shape (N, C, H, W), got {tuple(x.shape)}.")
+    out = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return out.clamp_(0.0, 1.0).contiguous()
+
+
+def stratified_split(labels: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split indices `0..N-1` into (keep, held_out), stratified by `labels: (N,)`.
+
+    `fraction` of each class goes to `held_out`; the split uses the fixed
+    `SPLIT_STATE`, never the global seed. Returns two sorted index tensors.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction}.")
+    idx = torch.arange(len(labels))
+    keep, held = train_test_split(idx.numpy(), test_size=fraction, stratify=labels.numpy(),
+                                  random_state=SPLIT_STATE)
+    return torch.as_tensor(sorted(keep)), torch.as_tensor(sorted(held))
+
+
+def batch_indices(n: int, batch_size: int, *, shuffle: bool = True,
+                  generator: torch.Generator | None = None,
+                  device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+    """Yield index tensors that cover `0..n-1` once, in batches of `batch_size`.
+
+    With `shuffle` the order is a permutation drawn from `generator` (on the
+    CPU, so the same seed gives the same order on every device). The last
+    batch may be smaller. Index a device-resident tensor with them:
+    `x[idx]` is one batch with no per-sample Python. Introduced in chapter 1.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    order = order.to(device)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def first_of_each_class(labels: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
+    """Indices of the first example of each class in `labels: (N,)`, in class order.
+
+    Used to pick reconstructions deliberately (one per digit) instead of
+    whatever the last batch held (erratum 12).
+    """
+    classes = range(int(labels.max()) + 1 if num_classes is None else num_classes)
+    picks = []
+    for c in classes:
+        hits = (labels == c).nonzero()
+        if len(hits) == 0:
+            raise ValueError(f"class {c} does not occur in the labels.")
+        picks.append(int(hits[0]))
+    return torch.tensor(picks)

@@ -1,0 +1,275 @@
+"""Autoencoder models: MLP and convolutional encoders/decoders.
+
+Every model is built from a small frozen config (`MLPConfig`, `ConvConfig`),
+has `encode(x) -> z`, `decode(z) -> x_hat` and `forward(x) -> AEOutput`, and
+holds no training logic. `reference_s0()` and `reference_s1()` rebuild the two
+reference models of the source tutorials exactly. Introduced in chapter 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def _activation(name: str | None, what: str) -> nn.Module:
+    if name is None or name == "identity":
+        return nn.Identity()
+    if name not in _ACTIVATIONS:
+        valid = ", ".join([*_ACTIVATIONS, "identity", "None"])
+        raise ValueError(f"{what}={name!r} is not a known activation; use one of {valid}.")
+    return _ACTIVATIONS[name]()
+
+
+def _check_common(cfg: MLPConfig | ConvConfig) -> None:
+    if not isinstance(cfg.latent_dim, int) or cfg.latent_dim < 1:
+        raise ValueError(f"latent_dim must be an integer >= 1, got {cfg.latent_dim!r}: "
+                         f"the code needs at least one unit.")
+    if len(cfg.input_shape) != 3 or any(int(s) < 1 for s in cfg.input_shape):
+        raise ValueError(f"input_shape must be (channels, height, width), got {cfg.input_shape!r}.")
+    for what in ("activation", "code_activation", "output_activation"):
+        _activation(getattr(cfg, what), what)
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """A fully connected autoencoder.
+
+    Encoder: input -> `hidden_dims` -> `latent_dim`; decoder: the mirror
+    image (`latent_dim` -> reversed `hidden_dims` -> input), unless
+    `decoder_hidden_dims` says otherwise. `activation` sits between layers,
+    `code_activation` on the code (None: linear code) and `output_activation`
+    on the reconstruction ('sigmoid' keeps it in [0, 1]).
+    """
+
+    latent_dim: int = 32
+    hidden_dims: tuple[int, ...] = (128, 64)
+    decoder_hidden_dims: tuple[int, ...] | None = None
+    activation: str = "relu"
+    code_activation: str | None = None
+    output_activation: str | None = "sigmoid"
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
+        if self.decoder_hidden_dims is not None:
+            object.__setattr__(self, "decoder_hidden_dims",
+                               tuple(int(h) for h in self.decoder_hidden_dims))
+        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
+        _check_common(self)
+        if any(h < 1 for h in (*self.hidden_dims, *(self.decoder_hidden_dims or ()))):
+            raise ValueError(f"hidden layer sizes must be >= 1, got {self.hidden_dims!r}.")
+
+
+@dataclass(frozen=True)
+class ConvConfig:
+    """A convolutional autoencoder for small square images (28x28 by default).
+
+    Encoder: one block per entry of `channels` (3x3 convolution, activation,
+    2x2 max-pooling), then a linear map to `latent_dim`. Decoder: a linear
+    map back to the smallest feature map, then blocks of 2x nearest
+    upsampling and 3x3 convolution, the last one producing the image.
+    Height and width must be divisible by 2**len(channels).
+    """
+
+    latent_dim: int = 32
+    channels: tuple[int, ...] = (16, 32)
+    activation: str = "relu"
+    code_activation: str | None = None
+    output_activation: str | None = "sigmoid"
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
+        _check_common(self)
+        if not self.channels or any(c < 1 for c in self.channels):
+            raise ValueError(f"channels must be a non-empty tuple of sizes >= 1, got {self.channels!r}.")
+        factor = 2 ** len(self.channels)
+        _, h, w = self.input_shape
+        if h % factor or w % factor:
+            raise ValueError(f"input height and width ({h}x{w}) must be divisible by "
+                             f"2**len(channels) = {factor}; use fewer conv blocks.")
+
+
+_CONFIGS = {"mlp": MLPConfig, "conv": ConvConfig}
+
+
+@dataclass
+class AEOutput:
+    """What every model's forward pass returns.
+
+    `x_hat`: reconstruction, same shape as the input `(N, C, H, W)`;
+    `z`: code `(N, latent_dim)`. Variational models also fill `mu` and
+    `logvar` `(N, latent_dim)`; for the others they stay None.
+    """
+
+    x_hat: torch.Tensor
+    z: torch.Tensor
+    mu: torch.Tensor | None = None
+    logvar: torch.Tensor | None = None
+
+
+class Autoencoder(nn.Module):
+    """An encoder and a decoder built from a config (`MLPConfig` or `ConvConfig`).
+
+    `encode(x: (N, C, H, W)) -> z: (N, latent_dim)`,
+    `decode(z) -> x_hat: (N, C, H, W)`, `forward(x) -> AEOutput`.
+    Introduced in chapter 1.
+    """
+
+    def __init__(self, config: MLPConfig | ConvConfig) -> None:
+        super().__init__()
+        if not isinstance(config, (MLPConfig, ConvConfig)):
+            raise TypeError(f"config must be an MLPConfig or ConvConfig, got {type(config).__name__}.")
+        self.config = config
+        if isinstance(config, MLPConfig):
+            self.encoder, self.decoder = _mlp(config)
+        else:
+            self.encoder, self.decoder = _conv(config)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        expected = tuple(self.config.input_shape)
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor of images, got {type(x).__name__}.")
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            hint = ""
+            if x.dim() == 2 and x.shape[1] == math.prod(expected):
+                hint = f" It looks flattened: use x.view(-1, {', '.join(map(str, expected))})."
+            raise ValueError(f"expected images of shape (N, {', '.join(map(str, expected))}), "
+                             f"got {tuple(x.shape)}.{hint}")
+        if x.shape[0] == 0:
+            raise ValueError("got an empty batch (0 images); pass at least one image.")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Map images `x: (N, C, H, W)` to codes `z: (N, latent_dim)`."""
+        self._check_input(x)
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Map codes `z: (N, latent_dim)` to reconstructions `(N, C, H, W)`."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"expected codes of shape (N, {self.latent_dim}), got {tuple(z.shape)}.")
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        z = self.encode(x)  # (N, latent_dim)
+        return AEOutput(x_hat=self.decode(z), z=z)
+
+
+def _mlp(cfg: MLPConfig) -> tuple[nn.Sequential, nn.Sequential]:
+    n_in = math.prod(cfg.input_shape)
+    enc: list[nn.Module] = [nn.Flatten()]
+    width = n_in
+    for h in cfg.hidden_dims:
+        enc += [nn.Linear(width, h), _activation(cfg.activation, "activation")]
+        width = h
+    enc += [nn.Linear(width, cfg.latent_dim), _activation(cfg.code_activation, "code_activation")]
+    dec_dims = cfg.decoder_hidden_dims if cfg.decoder_hidden_dims is not None else cfg.hidden_dims[::-1]
+    dec: list[nn.Module] = []
+    width = cfg.latent_dim
+    for h in dec_dims:
+        dec += [nn.Linear(width, h), _activation(cfg.activation, "activation")]
+        width = h
+    dec += [nn.Linear(width, n_in), _activation(cfg.output_activation, "output_activation"),
+            nn.Unflatten(1, cfg.input_shape)]
+    return nn.Sequential(*_drop_identity(enc)), nn.Sequential(*_drop_identity(dec))
+
+
+def _conv(cfg: ConvConfig) -> tuple[nn.Sequential, nn.Sequential]:
+    c_in, h, w = cfg.input_shape
+    factor = 2 ** len(cfg.channels)
+    small = (cfg.channels[-1], h // factor, w // factor)  # smallest feature map
+    enc: list[nn.Module] = []
+    width = c_in
+    for c in cfg.channels:
+        enc += [nn.Conv2d(width, c, 3, padding=1), _activation(cfg.activation, "activation"),
+                nn.MaxPool2d(2)]
+        width = c
+    enc += [nn.Flatten(), nn.Linear(math.prod(small), cfg.latent_dim),
+            _activation(cfg.code_activation, "code_activation")]
+    dec: list[nn.Module] = [nn.Linear(cfg.latent_dim, math.prod(small)),
+                            _activation(cfg.activation, "activation"), nn.Unflatten(1, small)]
+    outs = [*cfg.channels[::-1][1:], c_in]
+    width = cfg.channels[-1]
+    for i, c in enumerate(outs):
+        last = i == len(outs) - 1
+        act = _activation(cfg.output_activation if last else cfg.activation,
+                          "output_activation" if last else "activation")
+        dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width, c, 3, padding=1), act]
+        width = c
+    return nn.Sequential(*_drop_identity(enc)), nn.Sequential(*_drop_identity(dec))
+
+
+def _drop_identity(layers: list[nn.Module]) -> list[nn.Module]:
+    return [m for m in layers if not isinstance(m, nn.Identity)]
+
+
+def reference_s0() -> Autoencoder:
+    """The principles survey's MLP (S0): 784-128-64-32, mirror decoder, sigmoid output.
+
+    ReLU between layers and none on the 32-unit code; 222,384 parameters.
+    The source trains it with MSE, Adam (lr 1e-3), batch 128, 10 epochs.
+    Introduced in chapter 1.
+    """
+    return Autoencoder(MLPConfig(latent_dim=32, hidden_dims=(128, 64)))
+
+
+def reference_s1() -> Autoencoder:
+    """The PyTorch MNIST tutorial's MLP (S1): 784-256-64 with ReLU on the code.
+
+    Decoder 64-256-784 with sigmoid output; 435,536 parameters. The source
+    trains it with MSE, Adam (lr 1e-3), batch 128, 10 epochs. Introduced in
+    chapter 1.
+    """
+    return Autoencoder(MLPConfig(latent_dim=64, hidden_dims=(256,), code_activation="relu"))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters of `model`."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def config_to_dict(config: MLPConfig | ConvConfig) -> dict:
+    """A plain dict (safe for `torch.load(weights_only=True)`) describing `config`."""
+    family = {MLPConfig: "mlp", ConvConfig: "conv"}[type(config)]
+    out = {"family": family}
+    for key, value in asdict(config).items():
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def config_from_dict(data: dict) -> MLPConfig | ConvConfig:
+    """Inverse of `config_to_dict`."""
+    data = dict(data)
+    family = data.pop("family", None)
+    if family not in _CONFIGS:
+        raise ValueError(f"config family {family!r} is unknown; expected one of {sorted(_CONFIGS)}.")
+    cls = _CONFIGS[family]
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"config has unknown fields {sorted(unknown)} for {cls.__name__}.")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def from_config(data: dict | MLPConfig | ConvConfig) -> Autoencoder:
+    """Build a fresh `Autoencoder` from a config or its dict form."""
+    config = config_from_dict(data) if isinstance(data, dict) else data
+    return Autoencoder(config)

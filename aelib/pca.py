@@ -1,0 +1,64 @@
+"""Principal component analysis by SVD, in torch.
+
+Used wherever the book compares an autoencoder with PCA at the same code
+size. Introduced in chapter 1; chapter 2 studies it in depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class PCA:
+    """A fitted PCA: `mean: (D,)`, `components: (k, D)` (orthonormal rows,
+    ordered by decreasing variance), `explained_variance: (k,)`, and the
+    input shape of one example so that `reconstruct` returns images.
+    """
+
+    mean: torch.Tensor
+    components: torch.Tensor
+    explained_variance: torch.Tensor
+    input_shape: tuple[int, ...]
+
+    @property
+    def k(self) -> int:
+        return self.components.shape[0]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Coefficients `(N, k)` of examples `x: (N, ...)` (flattened, centred, projected)."""
+        return (x.flatten(1) - self.mean) @ self.components.T
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Examples `(N, ...)` rebuilt from coefficients `z: (N, k)`."""
+        return (z @ self.components + self.mean).view(-1, *self.input_shape)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Projection of `x: (N, ...)` onto the principal subspace, same shape as `x`."""
+        return self.decode(self.encode(x))
+
+
+def fit_pca(x: torch.Tensor, k: int) -> PCA:
+    """Fit rank-`k` PCA to examples `x: (N, ...)` by SVD of the centred data.
+
+    Computed in float64 for accuracy and returned in `x`'s dtype. Signs are
+    fixed so that the largest-magnitude entry of each component is positive
+    (as scikit-learn does), which makes results reproducible. Introduced in
+    chapter 1.
+    """
+    if x.dim() < 2 or len(x) < 2:
+        raise ValueError(f"fit_pca needs at least 2 examples of shape (N, ...), got {tuple(x.shape)}.")
+    flat = x.flatten(1).double()
+    n, d = flat.shape
+    if not isinstance(k, int) or not 1 <= k <= min(n, d):
+        raise ValueError(f"k must be an integer in [1, {min(n, d)}] (min of examples and "
+                         f"dimensions), got {k!r}.")
+    mean = flat.mean(dim=0)
+    _, s, vh = torch.linalg.svd(flat - mean, full_matrices=False)
+    comps = vh[:k]
+    signs = torch.sign(comps.gather(1, comps.abs().argmax(dim=1, keepdim=True)))
+    comps = comps * signs
+    var = s[:k] ** 2 / (n - 1)
+    return PCA(mean.to(x.dtype), comps.to(x.dtype).contiguous(), var.to(x.dtype), tuple(x.shape[1:]))

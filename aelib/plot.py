@@ -1,0 +1,152 @@
+"""Figures and tables: image grids, originals over reconstructions, loss curves, sweeps.
+
+Every function draws on matplotlib axes and returns the figure; nothing
+changes global styles unless `use_book_style()` is called. Introduced in
+chapter 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+
+def use_book_style() -> None:
+    """The book's figure style (readable fonts, light grid). Call once per notebook."""
+    plt.rcParams.update({
+        "figure.dpi": 100, "savefig.dpi": 150, "font.size": 11, "axes.titlesize": 12,
+        "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+        "axes.spines.right": False, "legend.frameon": False,
+    })
+
+
+def _images(x: torch.Tensor) -> torch.Tensor:
+    x = x.detach().float().cpu()
+    if x.dim() == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.dim() != 3:
+        raise ValueError(f"expected images of shape (N, 1, H, W) or (N, H, W), got {tuple(x.shape)}.")
+    return x
+
+
+def image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str] | None = None,
+               titles: Sequence[str] | None = None, scale: float = 1.0) -> plt.Figure:
+    """Draw several rows of images (each `(N, 1, H, W)` in [0, 1]) one above another.
+
+    `labels` name the rows (left margin) and `titles` the columns. Used for
+    originals over reconstructions. Introduced in chapter 1.
+    """
+    rows = [_images(r) for r in rows]
+    n = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(scale * 0.9 * n + 0.8, scale * 0.95 * len(rows)),
+                             squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j < len(row):
+                ax.imshow(row[j], cmap="gray", vmin=0.0, vmax=1.0)
+            if i == 0 and titles is not None and j < len(titles):
+                ax.set_title(titles[j], fontsize=9)
+        if labels is not None:
+            axes[i][0].set_ylabel(labels[i], rotation=0, ha="right", va="center", fontsize=10)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def image_grid(x: torch.Tensor, ncols: int = 10, title: str | None = None,
+               scale: float = 1.0) -> plt.Figure:
+    """Draw images `x: (N, 1, H, W)` in [0, 1] on a grid of `ncols` columns."""
+    x = _images(x)
+    rows = [x[i:i + ncols] for i in range(0, len(x), ncols)]
+    fig = image_rows(rows, scale=scale)
+    if title:
+        fig.suptitle(title)
+        fig.tight_layout(pad=0.3)
+    return fig
+
+
+def reconstructions(x: torch.Tensor, x_hats: dict[str, torch.Tensor] | torch.Tensor,
+                    titles: Sequence[str] | None = None) -> plt.Figure:
+    """Originals `x: (N, 1, H, W)` in the top row, each model's `x_hat` below.
+
+    `x_hats` is one tensor or `{row label: x_hat}`. Introduced in chapter 1.
+    """
+    if isinstance(x_hats, torch.Tensor):
+        x_hats = {"reconstruction": x_hats}
+    return image_rows([x, *x_hats.values()], labels=["original", *x_hats.keys()], titles=titles)
+
+
+def loss_curves(histories: dict[str, dict], part: str = "loss", ylabel: str | None = None,
+                logy: bool = False) -> plt.Figure:
+    """Training (solid) and validation (dashed) curves of `part` per epoch, one colour per run."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for i, (name, hist) in enumerate(histories.items()):
+        color = f"C{i}"
+        ax.plot(hist["epoch"], hist["train"][part], color=color, label=f"{name} (train)")
+        if hist["val"].get(part):
+            ax.plot(hist["epoch"], hist["val"][part], color=color, ls="--", label=f"{name} (validation)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel or part)
+    if logy:
+        ax.set_yscale("log")
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def sweep(x: Sequence[float], series: dict[str, Sequence[float]], xlabel: str, ylabel: str,
+          logx: bool = False, logy: bool = False, title: str | None = None) -> plt.Figure:
+    """Line plot of several named series against a swept setting `x` (markers at the points)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for name, ys in series.items():
+        ax.plot(x, ys, marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(x), [str(v) for v in x])
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], floatfmt: str = ".4f"):
+    """A table rendered as Markdown in Jupyter and on the website.
+
+    Floats are formatted with `floatfmt`, everything else with `str`.
+    Returns an `IPython.display.Markdown` object; display it or leave it as
+    the last expression of a cell. Introduced in chapter 1.
+    """
+    from IPython.display import Markdown
+
+    def cell(v: object) -> str:
+        return format(v, floatfmt) if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return Markdown("\n".join(lines))
+
+
+def history_table(history: dict, rows: int = 10, floatfmt: str = ".4f"):
+    """Training and validation loss at about `rows` evenly spaced epochs (always the last)."""
+    epochs = history["epoch"]
+    if not epochs:
+        raise ValueError("the history is empty: train for at least one epoch first.")
+    step = max(1, -(-len(epochs) // rows))
+    picks = sorted(set(range(len(epochs) - 1, -1, -step)))
+    has_val = bool(history["val"].get("loss"))
+    headers = ["epoch", "train loss"] + (["validation loss"] if has_val else [])
+    body = [[epochs[i], history["train"]["loss"][i]] + ([history["val"]["loss"][i]] if has_val else [])
+            for i in picks]
+    return markdown_table(headers, body, floatfmt)

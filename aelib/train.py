@@ -1,0 +1,387 @@
+"""One training loop for every model: `fit`, checkpoints, `load_or_fit`.
+
+The objective is passed in (`objective(model, batch) -> (loss, parts)`), so
+the trainer knows nothing about particular models. Data stay on the device
+and batches are index slices. Checkpoints are written atomically after each
+epoch and hold everything needed to resume bit-for-bit on the CPU: model,
+optimiser, the shuffle generator, the global RNG state and the history.
+Introduced in chapter 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import runtime
+from .data import Dataset, batch_indices
+from .losses import Objective
+from .models import config_from_dict, config_to_dict
+
+#: Version of the checkpoint layout; a file with a larger number is refused.
+FORMAT_VERSION = 1
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or infinite during training."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used with this model (corrupt, mismatched, too new)."""
+
+
+def default_optimizer(params, lr: float) -> torch.optim.Optimizer:
+    """Adam with the given learning rate, fused where PyTorch supports it (CPU, CUDA)."""
+    params = list(params)
+    device_type = params[0].device.type if params else "cpu"
+    fused = device_type in ("cpu", "cuda")
+    return torch.optim.Adam(params, lr=lr, fused=fused)
+
+
+def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
+        val: torch.Tensor | None = None, num_epochs: int = 10, batch_size: int = 128,
+        lr: float = 1e-3, optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        seed: int | None = None, device: torch.device | str | None = None,
+        checkpoint: str | Path | None = None, progress: bool | None = None,
+        nan_check_every: int | None = None) -> dict[str, Any]:
+    """Train `model` on `train: (N, ...)` by minimising `objective`; return the history.
+
+    Each epoch visits every training example once in a shuffled order drawn
+    from a generator seeded with `seed` (default `AELIB_SEED`), in batches of
+    `batch_size`; after each epoch the objective is averaged over `val` (if
+    given) in evaluation mode. `optimizer(params, lr)` builds the optimiser
+    (default: Adam). The model and the data are moved to `device` (default:
+    `runtime.get_device()`).
+
+    With `checkpoint`, the full training state is written there atomically
+    after every epoch, and a call that finds the file resumes from it (after
+    checking that it belongs to this model and these settings), so
+    `fit(..., num_epochs=2)` followed by `fit(..., num_epochs=4)` gives the
+    weights of `fit(..., num_epochs=4)`. A loss that becomes NaN or infinite
+    stops training with `TrainingDivergedError` naming the epoch and step
+    (checked every step on CPU, every `nan_check_every` steps elsewhere).
+
+    Returns `{"epoch": [...], "train": {part: [...]}, "val": {part: [...]},
+    "seconds": [...]}` with one entry per epoch; parts are "loss" plus the
+    objective's named parts. Introduced in chapter 1.
+    """
+    _check_fit_args(model, train, val, num_epochs, batch_size, lr)
+    device = runtime.get_device() if device is None else torch.device(device)
+    seed = runtime.get_seed() if seed is None else seed
+    progress = runtime.progress_enabled() if progress is None else progress
+    if nan_check_every is None:
+        nan_check_every = 1 if device.type == "cpu" else 50
+    model.to(device)
+    train = train.to(device)
+    val = val.to(device) if val is not None else None
+    make_opt = optimizer or default_optimizer
+    opt = make_opt(model.parameters(), lr)
+    generator = torch.Generator().manual_seed(seed)
+    history: dict[str, Any] = {"epoch": [], "train": {}, "val": {}, "seconds": []}
+    settings = {"batch_size": batch_size, "lr": lr, "seed": seed,
+                "optimizer": getattr(make_opt, "__qualname__", repr(make_opt))}
+    start_epoch = 0
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.exists():
+        state = load_checkpoint(path, model, optimizer=opt, settings=settings)
+        start_epoch = state["epoch"]
+        history = state["history"]
+        generator.set_state(state["generator_state"])
+        torch.set_rng_state(state["rng_state"])
+        if start_epoch > num_epochs:
+            raise CheckpointError(
+                f"checkpoint {path} already holds {start_epoch} epochs but num_epochs={num_epochs}; "
+                f"ask for at least {start_epoch} epochs, or delete the file to start afresh.")
+
+    steps_per_epoch = -(-len(train) // batch_size)
+    bar = _progress_bar(start_epoch, num_epochs, progress)
+    for epoch in range(start_epoch + 1, num_epochs + 1):
+        tic = time.perf_counter()
+        model.train()
+        sums: dict[str, torch.Tensor] = {}
+        for step, idx in enumerate(batch_indices(len(train), batch_size, generator=generator,
+                                                 device=device), start=1):
+            batch = train[idx]
+            loss, parts = objective(model, batch)
+            if step % nan_check_every == 0 or step == steps_per_epoch:
+                _check_finite(loss, epoch, step, steps_per_epoch, lr)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            _accumulate(sums, loss.detach(), parts, len(idx))
+        history["epoch"].append(epoch)
+        _append(history["train"], sums, len(train))
+        if val is not None:
+            _append(history["val"], evaluate(model, val, objective), 1)
+        history["seconds"].append(time.perf_counter() - tic)
+        if path is not None:
+            save_checkpoint(path, model, optimizer=opt, epoch=epoch, history=history,
+                            generator_state=generator.get_state(), settings=settings)
+        if bar is not None:
+            shown = {"train": history["train"]["loss"][-1]}
+            if val is not None:
+                shown["val"] = history["val"]["loss"][-1]
+            bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()})
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return history
+
+
+def _check_fit_args(model, train, val, num_epochs, batch_size, lr) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    if not isinstance(train, torch.Tensor):
+        raise TypeError(f"train must be a tensor of examples (N, ...), got {type(train).__name__}; "
+                        f"for a Dataset pass data.x_train.")
+    if len(train) == 0:
+        raise ValueError("train is empty: fit needs at least one training example.")
+    if not isinstance(num_epochs, int) or num_epochs < 0:
+        raise ValueError(f"num_epochs must be an integer >= 0, got {num_epochs!r}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    if batch_size > len(train):
+        raise ValueError(f"batch_size={batch_size} is larger than the training set ({len(train)} "
+                         f"examples); use batch_size <= {len(train)}.")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}.")
+    for name, t in (("train", train), ("val", val)):
+        if t is not None and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or infinite values; clean or drop those "
+                             f"examples before training.")
+
+
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, steps: int, lr: float) -> None:
+    if not bool(torch.isfinite(loss.detach())):
+        raise TrainingDivergedError(
+            f"the loss became {float(loss)} at epoch {epoch}, step {step} of {steps}; training "
+            f"stopped. Try a smaller learning rate (lr={lr:g} now), check the inputs for "
+            f"extreme values, or make the loss numerically safer.")
+
+
+def _accumulate(sums: dict[str, torch.Tensor], loss: torch.Tensor,
+                parts: dict[str, torch.Tensor], n: int) -> None:
+    for key, value in {"loss": loss, **parts}.items():
+        value = torch.as_tensor(value).detach().float() * n
+        sums[key] = sums[key] + value if key in sums else value
+
+
+def _append(target: dict[str, list[float]], sums: dict[str, torch.Tensor], n: int) -> None:
+    for key, value in sums.items():
+        target.setdefault(key, []).append(float(value) / n)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, objective: Objective,
+             batch_size: int = 1024) -> dict[str, torch.Tensor]:
+    """Objective summed over batches of `x`, in evaluation mode.
+
+    Returns `{part: sum over examples}` (divide by `len(x)` for the mean);
+    used by `fit` for the validation curve. Introduced in chapter 1.
+    """
+    was_training = model.training
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    try:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size]
+            loss, parts = objective(model, xb)
+            _accumulate(sums, loss, parts, len(xb))
+    finally:
+        model.train(was_training)
+    return {k: v / len(x) for k, v in sums.items()}
+
+
+def _progress_bar(start: int, total: int, enabled: bool):
+    if not enabled or total <= start:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc="epochs", leave=False)
+
+
+# ----------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path: str | Path, model: nn.Module, *,
+                    optimizer: torch.optim.Optimizer | None = None, **state: Any) -> Path:
+    """Write `model` (weights and config), `optimizer` and `state` to `path` atomically.
+
+    The file is first written next to `path` and then renamed over it, so an
+    interruption leaves the previous checkpoint intact. Everything stored is
+    a tensor or a plain Python value, loadable with `weights_only=True`.
+    Introduced in chapter 1.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = getattr(model, "config", None)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model_config": config_to_dict(config) if config is not None else None,
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "rng_state": torch.get_rng_state(),
+        **state,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, model: nn.Module, *,
+                    optimizer: torch.optim.Optimizer | None = None,
+                    settings: dict | None = None) -> dict[str, Any]:
+    """Load a checkpoint written by `save_checkpoint` into `model` (and `optimizer`).
+
+    Refuses, with a `CheckpointError` that says what to do, a file that is
+    missing, truncated or corrupt, written by a newer format, made for a
+    model of another architecture, or (when `settings` is given) trained
+    with other settings. Returns the stored state dict. Introduced in
+    chapter 1.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}; train first (fit(..., checkpoint=...)).")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(err).__name__}); "
+                              f"delete it and train again.") from err
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise CheckpointError(f"{path} is not an aelib checkpoint (no format_version); "
+                              f"delete it or point to the right file.")
+    if state["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {state['format_version']}, newer than this "
+            f"aelib understands ({FORMAT_VERSION}); upgrade aelib (pip install -U) or retrain.")
+    config = getattr(model, "config", None)
+    stored = state.get("model_config")
+    if config is not None and stored is not None and config_from_dict(stored) != config:
+        raise CheckpointError(
+            f"checkpoint {path} was made for a different model:\n  stored: {stored}\n  "
+            f"this model: {config_to_dict(config)}\nUse the matching model, or delete the file.")
+    own = model.state_dict()
+    theirs = state["model_state"]
+    wrong = [k for k in own if k not in theirs or theirs[k].shape != own[k].shape]
+    if wrong or set(theirs) - set(own):
+        raise CheckpointError(f"checkpoint {path} does not match the model's parameters "
+                              f"(first mismatch: {(wrong or sorted(set(theirs) - set(own)))[0]}); "
+                              f"use the matching model, or delete the file.")
+    if settings is not None and state.get("settings") not in (None, settings):
+        raise CheckpointError(
+            f"checkpoint {path} was trained with {state['settings']}, not {settings}; resume with "
+            f"the same settings, or delete the file to start afresh.")
+    model.load_state_dict(theirs)
+    if optimizer is not None and state.get("optimizer_state") is not None:
+        optimizer.load_state_dict(state["optimizer_state"])
+    return state
+
+
+# ----------------------------------------------------------------- caching
+
+_SOURCE_HASH: str | None = None
+
+
+def source_hash() -> str:
+    """SHA-256 of aelib's own source files, so cached checkpoints follow code changes."""
+    global _SOURCE_HASH
+    if _SOURCE_HASH is None:
+        digest = hashlib.sha256()
+        for file in sorted(Path(__file__).parent.glob("*.py")):
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+        _SOURCE_HASH = digest.hexdigest()
+    return _SOURCE_HASH
+
+
+def cache_path(name: str, model: nn.Module, data: Dataset, objective: Objective,
+               **fit_kwargs: Any) -> Path:
+    """Where `load_or_fit` keeps the checkpoint of this experiment.
+
+    The key covers `name`, the dataset (name and a fingerprint of its
+    training images), the run mode, the seed, the model config, the
+    objective's `cache_key`, the fit settings and `source_hash()`.
+    """
+    config = getattr(model, "config", None)
+    seed = fit_kwargs.pop("seed", None)
+    fingerprint = [data.name, list(data.x_train.shape), round(float(data.x_train.double().sum()), 4)]
+    key = {
+        "name": name,
+        "data": fingerprint,
+        "mode": runtime.mode(),
+        "seed": runtime.get_seed() if seed is None else seed,
+        "config": config_to_dict(config) if config is not None else repr(model),
+        "objective": getattr(objective, "cache_key", getattr(objective, "__qualname__", "?")),
+        "fit": {k: repr(v) for k, v in sorted(fit_kwargs.items())},
+        "source": source_hash(),
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return runtime.cache_dir() / f"{safe}-{digest}.pt"
+
+
+def load_or_fit(name: str, model: nn.Module, data: Dataset, objective: Objective,
+                **fit_kwargs: Any) -> dict[str, Any]:
+    """Train `model` on `data` like `fit`, or load the finished run from the cache.
+
+    `name` names the experiment (say 'ch1-s0'); with everything else that
+    determines the result it forms the key of a checkpoint under
+    `AELIB_CACHE_DIR` (see `cache_path`), so re-running a chapter does not
+    retrain, a quick-mode run never serves a full one, and an interrupted run
+    resumes. Trains on `data.x_train`, validates on `data.x_val`; the other
+    keyword arguments go to `fit`. Returns the history. Introduced in
+    chapter 1.
+    """
+    for reserved in ("checkpoint", "val"):
+        if reserved in fit_kwargs:
+            raise TypeError(f"load_or_fit sets {reserved!r} itself; call fit() to choose it.")
+    progress = fit_kwargs.pop("progress", None)
+    device = fit_kwargs.pop("device", None)
+    path = cache_path(name, model, data, objective, **fit_kwargs)
+    return fit(model, data.x_train, objective, val=data.x_val, checkpoint=path,
+               progress=progress, device=device, **fit_kwargs)
+
+
+def epochs_for_steps(steps: int, n: int, batch_size: int) -> int:
+    """Smallest number of epochs over `n` examples that makes at least `steps` optimiser steps.
+
+    The sources train for 10 epochs of the 60,000 MNIST images (4,690 steps of
+    batch 128); on a smaller dataset the same number of steps takes more
+    epochs. Introduced in chapter 1.
+    """
+    if steps < 1 or n < 1 or batch_size < 1:
+        raise ValueError(f"steps, n and batch_size must be >= 1, got {steps}, {n}, {batch_size}.")
+    per_epoch = -(-n // batch_size)
+    return -(-steps // per_epoch)
+
+
+def fit_all(prefix: str, candidates: dict[str, nn.Module], data: Dataset,
+            objective: Objective | dict[str, Objective], **fit_kwargs: Any) -> dict[str, dict]:
+    """`load_or_fit` every model of `candidates` (`{label: model}`); return `{label: history}`.
+
+    `objective` is one objective for all, or `{label: objective}`. Each run is
+    cached under the name `f"{prefix}-{label}"`. Used for the sweeps of the
+    chapters (code size, depth, loss). Introduced in chapter 1.
+    """
+    histories = {}
+    for label, model in candidates.items():
+        obj = objective[label] if isinstance(objective, dict) else objective
+        histories[label] = load_or_fit(f"{prefix}-{label}", model, data, obj, **fit_kwargs)
+    return histories

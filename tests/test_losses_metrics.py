@@ -1,0 +1,81 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aelib import losses, metrics, pca
+
+
+def test_losses_against_hand_computation():
+    x = torch.tensor([[0.0, 0.5, 1.0, 0.25]])
+    x_hat = torch.tensor([[0.5, 0.5, 0.5, 0.75]])
+    assert losses.mse(x_hat, x).item() == pytest.approx((0.25 + 0 + 0.25 + 0.25) / 4)
+    assert losses.l1(x_hat, x).item() == pytest.approx((0.5 + 0 + 0.5 + 0.5) / 4)
+    assert losses.mse(x_hat, x, reduction="sum").item() == pytest.approx(0.75)
+    assert losses.l1(x_hat, x, reduction="none").shape == (1, 4)
+    hand = -sum(t * math.log(p) + (1 - t) * math.log(1 - p) for t, p in zip(x[0].tolist(), x_hat[0].tolist())) / 4
+    assert losses.bce(x_hat, x).item() == pytest.approx(hand, rel=1e-6)
+
+
+def test_losses_match_torch_on_random_images():
+    g = torch.Generator().manual_seed(1)
+    x, x_hat = torch.rand(8, 1, 28, 28, generator=g), torch.rand(8, 1, 28, 28, generator=g)
+    assert torch.allclose(losses.mse(x_hat, x), F.mse_loss(x_hat, x))
+    assert torch.allclose(losses.l1(x_hat, x), F.l1_loss(x_hat, x))
+    assert torch.allclose(losses.bce(x_hat, x), F.binary_cross_entropy(x_hat, x))
+
+
+def test_bce_rejects_values_outside_unit_interval():
+    x = torch.rand(2, 4)
+    with pytest.raises(ValueError, match=r"targets x must lie in \[0, 1\].*divide by 255"):
+        losses.bce(torch.rand(2, 4), x * 255)
+    with pytest.raises(ValueError, match="predictions x_hat must lie in"):
+        losses.bce(x - 0.5, x)
+
+
+def test_shape_mismatch_and_bad_reduction():
+    with pytest.raises(ValueError, match=r"x_hat has shape \(2, 128\) but x has shape \(2, 784\)"):
+        losses.mse(torch.rand(2, 128), torch.rand(2, 784))
+    with pytest.raises(ValueError, match="reduction"):
+        losses.mse(torch.rand(2), torch.rand(2), reduction="avg")
+    with pytest.raises(ValueError, match="unknown reconstruction loss"):
+        losses.reconstruction_objective("huber")
+
+
+def test_psnr_and_per_image_error():
+    x = torch.zeros(2, 1, 4, 4)
+    x_hat = torch.full_like(x, 0.1)
+    x_hat[1] = 0.01
+    err = metrics.per_image_error(x_hat, x)
+    assert torch.allclose(err, torch.tensor([0.01, 0.0001]))
+    assert torch.allclose(metrics.psnr(x_hat, x), torch.tensor([20.0, 40.0]))
+
+
+def test_pca_matches_scikit_learn():
+    from sklearn.decomposition import PCA as SkPCA
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 1, 6, 6, generator=g) @ torch.randn(6, 6, generator=g)  # correlated pixels
+    ours = pca.fit_pca(x, 5)
+    sk = SkPCA(n_components=5, svd_solver="full").fit(x.flatten(1).double().numpy())
+    assert torch.allclose(ours.explained_variance.double(), torch.tensor(sk.explained_variance_), rtol=1e-4)
+    # components agree up to sign
+    cos = (ours.components.double() * torch.tensor(sk.components_)).sum(1).abs()
+    assert torch.allclose(cos, torch.ones(5, dtype=torch.float64), atol=1e-4)
+    rec_sk = torch.tensor(sk.inverse_transform(sk.transform(x.flatten(1).double().numpy())))
+    assert torch.allclose(ours.reconstruct(x).flatten(1).double(), rec_sk, atol=1e-4)
+    assert ours.reconstruct(x).shape == x.shape
+    with pytest.raises(ValueError, match="k must be an integer"):
+        pca.fit_pca(x, 0)
+
+
+def test_tables_render_markdown():
+    from aelib import plot
+
+    md = plot.markdown_table(["k", "mse"], [[2, 0.123456], [4, 0.1]]).data
+    assert md.splitlines()[0] == "| k | mse |" and "0.1235" in md
+    hist = {"epoch": list(range(1, 31)), "train": {"loss": [1.0 / e for e in range(1, 31)]},
+            "val": {"loss": [2.0 / e for e in range(1, 31)]}}
+    lines = plot.history_table(hist, rows=10).data.splitlines()
+    assert len(lines) == 2 + 10 and lines[-1].startswith("| 30 |")

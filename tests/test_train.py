@@ -1,0 +1,168 @@
+import pytest
+import torch
+
+from aelib import data, losses, models, train
+
+OBJ = losses.reconstruction_objective("mse")
+
+
+@pytest.fixture(scope="module")
+def small():
+    d = data.load("digits", verbose=False)
+    return d.x_train[:256], d.x_val[:64]
+
+
+def tiny():
+    torch.manual_seed(0)
+    return models.Autoencoder(models.MLPConfig(latent_dim=4, hidden_dims=(16,)))
+
+
+def test_fit_reduces_the_loss_and_records_history(small):
+    x, v = small
+    model = tiny()
+    hist = train.fit(model, x, OBJ, val=v, num_epochs=5, batch_size=32)
+    assert hist["epoch"] == [1, 2, 3, 4, 5]
+    assert len(hist["train"]["loss"]) == len(hist["val"]["recon"]) == len(hist["seconds"]) == 5
+    assert hist["train"]["loss"][-1] < hist["train"]["loss"][0]
+    assert hist["train"]["loss"] == hist["train"]["recon"]
+
+
+def test_seeded_runs_are_identical_on_cpu(small):
+    x, _ = small
+    runs = [train.fit(tiny(), x, OBJ, num_epochs=3, batch_size=32, seed=5)["train"]["loss"] for _ in range(2)]
+    assert runs[0] == runs[1]
+    other = train.fit(tiny(), x, OBJ, num_epochs=3, batch_size=32, seed=6)["train"]["loss"]
+    assert other != runs[0]
+
+
+def test_nan_guard_names_epoch_and_step(small):
+    x, _ = small
+    calls = {"n": 0}
+
+    def exploding(model, batch):
+        calls["n"] += 1
+        loss, parts = OBJ(model, batch)
+        return (loss * float("nan") if calls["n"] == 11 else loss), parts
+
+    with pytest.raises(train.TrainingDivergedError, match=r"became nan at epoch 2, step 3 of 8.*lr=0.001"):
+        train.fit(tiny(), x, exploding, num_epochs=3, batch_size=32)
+
+
+def test_bad_fit_arguments_are_clear_errors(small):
+    x, _ = small
+    with pytest.raises(ValueError, match="larger than the training set"):
+        train.fit(tiny(), x[:10], OBJ, batch_size=128)
+    bad = x.clone()
+    bad[3, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="train contains NaN"):
+        train.fit(tiny(), bad, OBJ, num_epochs=1)
+    with pytest.raises(TypeError, match="data.x_train"):
+        train.fit(tiny(), data.load("digits", verbose=False), OBJ)
+
+
+def test_checkpoint_round_trip(tmp_path, small):
+    x, _ = small
+    model = tiny()
+    train.fit(model, x, OBJ, num_epochs=1, batch_size=32)
+    path = train.save_checkpoint(tmp_path / "m.pt", model, epoch=1)
+    other = models.Autoencoder(model.config)
+    state = train.load_checkpoint(path, other)
+    assert state["epoch"] == 1
+    for a, b in zip(model.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b)
+    # loads with weights_only=True: nothing but tensors and plain values inside
+    torch.load(path, weights_only=True)
+
+
+def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path, small):
+    x, v = small
+    straight = tiny()
+    h_straight = train.fit(straight, x, OBJ, val=v, num_epochs=4, batch_size=32)
+    ckpt = tmp_path / "run.pt"
+    first = tiny()
+    train.fit(first, x, OBJ, val=v, num_epochs=2, batch_size=32, checkpoint=ckpt)
+    resumed = tiny()  # a fresh process would start from a fresh model
+    torch.manual_seed(123)  # and with a different global RNG state
+    h_resumed = train.fit(resumed, x, OBJ, val=v, num_epochs=4, batch_size=32, checkpoint=ckpt)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert h_resumed["train"]["loss"] == h_straight["train"]["loss"]
+    assert h_resumed["epoch"] == [1, 2, 3, 4]
+
+
+def test_mismatched_corrupt_or_newer_checkpoints_are_refused(tmp_path, small):
+    x, _ = small
+    model = tiny()
+    path = train.save_checkpoint(tmp_path / "m.pt", model, epoch=0)
+    other = models.Autoencoder(models.MLPConfig(latent_dim=5, hidden_dims=(16,)))
+    with pytest.raises(train.CheckpointError, match="made for a different model"):
+        train.load_checkpoint(path, other)
+    with pytest.raises(train.CheckpointError, match="different model"):
+        train.fit(other, x, OBJ, num_epochs=1, checkpoint=path)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(train.CheckpointError, match="truncated or corrupt"):
+        train.load_checkpoint(broken, model)
+    newer = tmp_path / "newer.pt"
+    train.save_checkpoint(newer, model)
+    payload = torch.load(newer, weights_only=True)
+    payload["format_version"] = train.FORMAT_VERSION + 1
+    torch.save(payload, newer)
+    with pytest.raises(train.CheckpointError, match="newer than this aelib"):
+        train.load_checkpoint(newer, model)
+    with pytest.raises(train.CheckpointError, match="trained with"):
+        train.fit(tiny(), x, OBJ, num_epochs=1, batch_size=32, checkpoint=tmp_path / "c.pt")
+        train.fit(tiny(), x, OBJ, num_epochs=2, batch_size=64, checkpoint=tmp_path / "c.pt")
+
+
+def test_interrupted_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    model = tiny()
+    path = train.save_checkpoint(tmp_path / "m.pt", model, epoch=1)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train.save_checkpoint(path, model, epoch=2)
+    assert path.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_load_or_fit_serves_the_second_call_from_cache(small, monkeypatch):
+    x, v = small
+    d = data.load("digits", verbose=False)
+    first = tiny()
+    h1 = train.load_or_fit("unit", first, d, OBJ, num_epochs=2, batch_size=256)
+    calls = {"n": 0}
+
+    def counting(model, batch):
+        calls["n"] += 1
+        return OBJ(model, batch)
+
+    counting.cache_key = OBJ.cache_key
+    second = tiny()
+    h2 = train.load_or_fit("unit", second, d, counting, num_epochs=2, batch_size=256)
+    assert calls["n"] == 0 and h1 == h2
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+    # another mode, seed or config gives another file
+    p = train.cache_path("unit", tiny(), d, OBJ, num_epochs=2, batch_size=256)
+    monkeypatch.setenv("AELIB_QUICK", "1")
+    assert train.cache_path("unit", tiny(), d, OBJ, num_epochs=2, batch_size=256) != p
+    monkeypatch.delenv("AELIB_QUICK")
+    assert train.cache_path("unit", tiny(), d, OBJ, num_epochs=2, batch_size=256, seed=1) != p
+    assert p.parent == train.runtime.cache_dir()
+
+
+def test_epochs_for_steps_and_fit_all():
+    assert train.epochs_for_steps(4690, 60000, 128) == 10
+    assert train.epochs_for_steps(4690, 1293, 128) == 427  # 11 steps per epoch
+    assert train.epochs_for_steps(1, 10, 128) == 1
+    with pytest.raises(ValueError):
+        train.epochs_for_steps(0, 10, 4)
+    d = data.load("digits", verbose=False)
+    hist = train.fit_all("u", {"a": tiny(), "b": tiny()}, d,
+                         {"a": OBJ, "b": losses.reconstruction_objective("l1")}, num_epochs=1)
+    assert set(hist) == {"a", "b"} and hist["a"]["epoch"] == [1]
