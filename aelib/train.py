@@ -164,7 +164,7 @@ def _check_fit_args(model, train, val, num_epochs, batch_size, lr) -> None:
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, steps: int, lr: float) -> None:
     if not bool(torch.isfinite(loss.detach())):
         raise TrainingDivergedError(
-            f"the loss became {float(loss)} at epoch {epoch}, step {step} of {steps}; training "
+            f"the loss became {float(loss.detach())} at epoch {epoch}, step {step} of {steps}; training "
             f"stopped. Try a smaller learning rate (lr={lr:g} now), check the inputs for "
             f"extreme values, or make the loss numerically safer.")
 
