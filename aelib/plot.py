@@ -139,12 +139,13 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], flo
 
 
 def history_table(history: dict, rows: int = 10, floatfmt: str = ".4f"):
-    """Training and validation loss at about `rows` evenly spaced epochs (always the last)."""
+    """Training and validation loss at `rows` evenly spaced epochs, the first and the last included."""
     epochs = history["epoch"]
     if not epochs:
         raise ValueError("the history is empty: train for at least one epoch first.")
-    step = max(1, -(-len(epochs) // rows))
-    picks = sorted(set(range(len(epochs) - 1, -1, -step)))
+    n = len(epochs)
+    m = min(rows, n)
+    picks = sorted({round(i * (n - 1) / max(1, m - 1)) for i in range(m)})  # first and last included
     has_val = bool(history["val"].get("loss"))
     headers = ["epoch", "train loss"] + (["validation loss"] if has_val else [])
     body = [[epochs[i], history["train"]["loss"][i]] + ([history["val"]["loss"][i]] if has_val else [])

@@ -78,4 +78,6 @@ def test_tables_render_markdown():
     hist = {"epoch": list(range(1, 31)), "train": {"loss": [1.0 / e for e in range(1, 31)]},
             "val": {"loss": [2.0 / e for e in range(1, 31)]}}
     lines = plot.history_table(hist, rows=10).data.splitlines()
-    assert len(lines) == 2 + 10 and lines[-1].startswith("| 30 |")
+    assert len(lines) == 2 + 10 and lines[2].startswith("| 1 |") and lines[-1].startswith("| 30 |")
+    short = {"epoch": [1, 2], "train": {"loss": [1.0, 0.5]}, "val": {}}
+    assert len(plot.history_table(short).data.splitlines()) == 2 + 2
