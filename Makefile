@@ -30,21 +30,21 @@ CELL_TIMEOUT ?= 1800
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
 book: $(STAMP)
-	cache=$${AELIB_CACHE_DIR:-$$HOME/.cache/aelib/checkpoints}
+	@cache=$${AELIB_CACHE_DIR:-$$HOME/.cache/aelib/checkpoints}
 	AELIB_CACHE_DIR=$$cache $(BIN)/jupyter-book build . --warningiserror --keep-going
 	echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 # make test = unit tests + every notebook under nbval (one pytest run), then a
 # quick-mode book build with warnings as errors. Fresh checkpoint cache each time.
 test: $(STAMP)
-	cache=$$(mktemp -d)
+	@cache=$$(mktemp -d)
 	trap 'rm -rf "$$cache"' EXIT
 	export AELIB_CACHE_DIR=$$cache $(QUICK_ENV)
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env \
@@ -54,7 +54,7 @@ test: $(STAMP)
 	echo "quick-mode book built at _build/html/index.html"
 
 seeds: $(STAMP)
-	for seed in 0 1 2 3 4; do
+	@for seed in 0 1 2 3 4; do
 	  cache=$$(mktemp -d)
 	  echo "=== AELIB_SEED=$$seed"
 	  AELIB_SEED=$$seed AELIB_CACHE_DIR=$$cache $(QUICK_ENV) $(BIN)/python -m pytest $(NOTEBOOKS) \
@@ -63,10 +63,10 @@ seeds: $(STAMP)
 	done
 
 bench: $(STAMP)
-	cache=$$(mktemp -d)
+	@cache=$$(mktemp -d)
 	trap 'rm -rf "$$cache"' EXIT
 	AELIB_CACHE_DIR=$$cache $(BIN)/python bench/throughput.py
 
 clean:
-	rm -rf _build .pytest_cache
+	@rm -rf _build .pytest_cache
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
