@@ -29,7 +29,8 @@ DIGITS_TEST_FRACTION = 0.2
 #: Random state of the fixed splits; deliberately independent of AELIB_SEED.
 SPLIT_STATE = 20240601
 
-_TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
+#: torchvision class behind each downloadable dataset name.
+TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -135,7 +136,7 @@ def load(name: str | None = None, data_dir: str | Path | None = None, *,
 def _torchvision_on_disk(key: str, root: Path) -> bool:
     import torchvision.datasets as tvd
 
-    cls = getattr(tvd, _TORCHVISION_CLASSES[key])
+    cls = getattr(tvd, TORCHVISION_CLASSES[key])
     raw = root / cls.__name__ / "raw"
     names = [Path(url).name for url, _ in cls.resources]
     return all((raw / n).exists() or (raw / n.removesuffix(".gz")).exists() for n in names)
@@ -144,7 +145,7 @@ def _torchvision_on_disk(key: str, root: Path) -> bool:
 def _load_torchvision(key: str, root: Path, *, download: bool) -> Dataset:
     import torchvision.datasets as tvd
 
-    cls = getattr(tvd, _TORCHVISION_CLASSES[key])
+    cls = getattr(tvd, TORCHVISION_CLASSES[key])
     on_disk = _torchvision_on_disk(key, root)
     if not on_disk and not download:
         raise DatasetNotFoundError(

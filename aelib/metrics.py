@@ -5,6 +5,9 @@ Introduced in chapter 1 (per-image error, PSNR, batched evaluation).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -50,15 +53,22 @@ def encode(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.T
     return _batched(model, x, batch_size, lambda m, xb: m.encode(xb))
 
 
-def _batched(model: nn.Module, x: torch.Tensor, batch_size: int, fn) -> torch.Tensor:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+@contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put `model` in evaluation mode for a `with` block, then restore its mode."""
     was_training = model.training
     model.eval()
     try:
-        return torch.cat([fn(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        yield model
     finally:
         model.train(was_training)
+
+
+def _batched(model: nn.Module, x: torch.Tensor, batch_size: int, fn) -> torch.Tensor:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    with evaluation_mode(model):
+        return torch.cat([fn(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 def reconstruction_error(model: nn.Module, x: torch.Tensor, loss: str = "mse",

@@ -25,6 +25,7 @@ from torch import nn
 from . import runtime
 from .data import Dataset, batch_indices
 from .losses import Objective
+from .metrics import evaluation_mode
 from .models import config_from_dict, config_to_dict
 
 #: Version of the checkpoint layout; a file with a larger number is refused.
@@ -189,16 +190,12 @@ def evaluate(model: nn.Module, x: torch.Tensor, objective: Objective,
     Returns `{part: sum over examples}` (divide by `len(x)` for the mean);
     used by `fit` for the validation curve. Introduced in chapter 1.
     """
-    was_training = model.training
-    model.eval()
     sums: dict[str, torch.Tensor] = {}
-    try:
+    with evaluation_mode(model):
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size]
             loss, parts = objective(model, xb)
             _accumulate(sums, loss, parts, len(xb))
-    finally:
-        model.train(was_training)
     return {k: v / len(x) for k, v in sums.items()}
 
 

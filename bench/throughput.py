@@ -39,7 +39,7 @@ def tutorial_loader(dataset: data.Dataset, root, batch_size: int, seed: int) -> 
         import torchvision.datasets as tvd
         from torchvision.transforms import ToTensor
 
-        cls = getattr(tvd, data._TORCHVISION_CLASSES[dataset.name])
+        cls = getattr(tvd, data.TORCHVISION_CLASSES[dataset.name])
         full = cls(str(root), train=True, download=False, transform=ToTensor())
         keep, _ = data.stratified_split(full.targets, data.VAL_FRACTION)  # aelib's training split
         base = Subset(full, keep.tolist())

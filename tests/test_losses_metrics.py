@@ -81,3 +81,15 @@ def test_tables_render_markdown():
     assert len(lines) == 2 + 10 and lines[2].startswith("| 1 |") and lines[-1].startswith("| 30 |")
     short = {"epoch": [1, 2], "train": {"loss": [1.0, 0.5]}, "val": {}}
     assert len(plot.history_table(short).data.splitlines()) == 2 + 2
+
+
+def test_evaluation_mode_restores_the_mode():
+    from aelib import models
+
+    model = models.reference_s0()
+    model.train()
+    with metrics.evaluation_mode(model):
+        assert not model.training
+    assert model.training
+    x = torch.rand(3, 1, 28, 28)
+    assert metrics.reconstruct(model, x, batch_size=2).shape == x.shape and model.training
