@@ -33,3 +33,14 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make test" in ci
+
+
+def test_book_config_renders_tables_and_fails_on_errors():
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    sphinx = cfg["sphinx"]["config"]
+    # CommonMark (the default) prints plot.markdown_table output as raw pipes
+    assert sphinx["nb_render_markdown_format"] == "myst"
+    assert sphinx["nb_execution_raise_on_error"] is True
+    assert cfg["execute"]["execute_notebooks"] == "force" and cfg["only_build_toc_files"] is True
