@@ -185,10 +185,11 @@ def _append(target: dict[str, list[float]], sums: dict[str, torch.Tensor], n: in
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, objective: Objective,
              batch_size: int = 1024) -> dict[str, torch.Tensor]:
-    """Objective summed over batches of `x`, in evaluation mode.
+    """Objective averaged over all examples of `x`, in evaluation mode, batch by batch.
 
-    Returns `{part: sum over examples}` (divide by `len(x)` for the mean);
-    used by `fit` for the validation curve. Introduced in chapter 1.
+    Returns `{part: mean over examples}` (0-dim tensors; "loss" plus the
+    objective's parts); used by `fit` for the validation curve. Introduced
+    in chapter 1.
     """
     sums: dict[str, torch.Tensor] = {}
     with evaluation_mode(model):
