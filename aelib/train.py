@@ -103,7 +103,7 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
                 f"checkpoint {path} already holds {start_epoch} epochs but num_epochs={num_epochs}; "
                 f"ask for at least {start_epoch} epochs, or delete the file to start afresh.")
 
-    steps_per_epoch = -(-len(train) // batch_size)
+    steps = steps_per_epoch(len(train), batch_size)
     bar = _progress_bar(start_epoch, num_epochs, progress)
     for epoch in range(start_epoch + 1, num_epochs + 1):
         tic = time.perf_counter()
@@ -113,8 +113,8 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
                                                  device=device), start=1):
             batch = train[idx]
             loss, parts = objective(model, batch)
-            if step % nan_check_every == 0 or step == steps_per_epoch:
-                _check_finite(loss, epoch, step, steps_per_epoch, lr)
+            if step % nan_check_every == 0 or step == steps:
+                _check_finite(loss, epoch, step, steps, lr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -357,6 +357,16 @@ def load_or_fit(name: str, model: nn.Module, data: Dataset, objective: Objective
                progress=progress, device=device, **fit_kwargs)
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch over `n` examples: `ceil(n / batch_size)`.
+
+    The last batch may be smaller. Introduced in chapter 1.
+    """
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"n and batch_size must be >= 1, got {n} and {batch_size}.")
+    return -(-n // batch_size)
+
+
 def epochs_for_steps(steps: int, n: int, batch_size: int) -> int:
     """Smallest number of epochs over `n` examples that makes at least `steps` optimiser steps.
 
@@ -366,8 +376,7 @@ def epochs_for_steps(steps: int, n: int, batch_size: int) -> int:
     """
     if steps < 1 or n < 1 or batch_size < 1:
         raise ValueError(f"steps, n and batch_size must be >= 1, got {steps}, {n}, {batch_size}.")
-    per_epoch = -(-n // batch_size)
-    return -(-steps // per_epoch)
+    return -(-steps // steps_per_epoch(n, batch_size))
 
 
 def fit_all(prefix: str, candidates: dict[str, nn.Module], data: Dataset,

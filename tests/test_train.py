@@ -157,6 +157,7 @@ def test_load_or_fit_serves_the_second_call_from_cache(small, monkeypatch):
 
 
 def test_epochs_for_steps_and_fit_all():
+    assert train.steps_per_epoch(60000, 128) == 469 and train.steps_per_epoch(128, 128) == 1
     assert train.epochs_for_steps(4690, 60000, 128) == 10
     assert train.epochs_for_steps(4690, 1293, 128) == 427  # 11 steps per epoch
     assert train.epochs_for_steps(1, 10, 128) == 1
