@@ -1,12 +1,13 @@
 """aelib: the companion package of the Autoencoders book.
 
 Modules (one job each): `runtime` (device, seed, budget), `data` (datasets
-and batching), `losses`, `metrics`, `pca`, `models`, `train`, `plot`.
+and batching, noise), `losses`, `metrics`, `filters` (classical denoisers),
+`pca`, `models`, `train`, `plot`, `widgets` (imported on demand).
 Importing aelib has no side effects: nothing is seeded, no style is set.
 """
 
-from . import data, losses, metrics, models, pca, plot, runtime, train
+from . import data, filters, losses, metrics, models, pca, plot, runtime, train
 
 __version__ = "0.1.0"
 
-__all__ = ["data", "losses", "metrics", "models", "pca", "plot", "runtime", "train", "__version__"]
+__all__ = ["data", "filters", "losses", "metrics", "models", "pca", "plot", "runtime", "train", "__version__"]

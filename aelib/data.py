@@ -247,3 +247,52 @@ def first_of_each_class(labels: torch.Tensor, num_classes: int | None = None) ->
             raise ValueError(f"class {c} does not occur in the labels.")
         picks.append(int(hits[0]))
     return torch.tensor(picks)
+
+
+# ----------------------------------------------------------------- noise (chapter 3)
+
+#: Corruptions accepted by `add_noise`, with the meaning and valid range of `level`.
+NOISE_TYPES = {
+    "gaussian": "standard deviation sigma of added Gaussian noise, >= 0",
+    "masking": "fraction of pixels set to 0 (dropped), in [0, 1]",
+    "salt_pepper": "fraction of pixels set to 0 or 1 (half each on average), in [0, 1]",
+}
+
+
+def add_noise(x: torch.Tensor, kind: str, level: float,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """Corrupt images `x: (N, C, H, W)` in [0, 1]; returns a new tensor, clipped to [0, 1].
+
+    `kind` is one of `NOISE_TYPES`: 'gaussian' adds `level * N(0, 1)` to
+    every pixel; 'masking' sets a random `level` fraction of the pixels to
+    0; 'salt_pepper' sets a random `level` fraction to 0 or 1 with equal
+    probability. Randomness comes from `generator` (reproducible; it may
+    live on the CPU while `x` is on a GPU) or, if None, from the global
+    torch RNG, which `fit` seeds and checkpoints. Introduced in chapter 3.
+    """
+    if kind not in NOISE_TYPES:
+        hint = difflib.get_close_matches(str(kind), list(NOISE_TYPES), n=1)
+        raise ValueError(f"unknown noise kind {kind!r}"
+                         f"{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
+                         f"use one of {list(NOISE_TYPES)}.")
+    try:
+        level = float(level)
+    except (TypeError, ValueError):
+        raise ValueError(f"noise level must be a number, got {level!r}.") from None
+    upper = float("inf") if kind == "gaussian" else 1.0
+    if not 0.0 <= level <= upper:
+        raise ValueError(f"{kind} noise level must be the {NOISE_TYPES[kind]}; got {level}.")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError("add_noise expects a floating-point tensor of images in [0, 1].")
+    gen_device = generator.device if generator is not None else x.device
+
+    def draw(fn):
+        return fn(x.shape, generator=generator, device=gen_device).to(x.device)
+
+    if kind == "gaussian":
+        return (x + level * draw(torch.randn)).clamp_(0.0, 1.0)
+    hit = draw(torch.rand) < level
+    if kind == "masking":
+        return x.masked_fill(hit, 0.0)
+    salt = draw(torch.rand) < 0.5
+    return torch.where(hit, salt.to(x.dtype), x)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import add_noise
+
 Objective = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -87,21 +89,64 @@ def reconstruction_loss(name: str) -> Callable[..., torch.Tensor]:
     return RECONSTRUCTION_LOSSES[name]
 
 
-def reconstruction_objective(loss: str = "mse") -> Objective:
+def weight_l2(model: nn.Module) -> torch.Tensor:
+    """Sum of squares of every weight matrix of `model` (parameters with 2 or more
+    dimensions; biases are left out). A 0-dim tensor. Introduced in chapter 2.
+    """
+    weights = [p for p in model.parameters() if p.dim() >= 2]
+    if not weights:
+        raise ValueError("weight_l2: the model has no weight matrices (no parameter with 2+ dimensions).")
+    return torch.stack([w.square().sum() for w in weights]).sum()
+
+
+def reconstruction_objective(loss: str = "mse", weight_decay: float = 0.0) -> Objective:
     """Objective of a plain autoencoder: reconstruct the batch, nothing else.
 
-    Returns `objective(model, x) -> (loss, {"recon": loss})` with `x` a batch
-    of images `(N, C, H, W)` and `loss` the chosen reconstruction loss
-    averaged over all elements. The function carries a `cache_key` so that
-    `load_or_fit` can tell objectives apart. Introduced in chapter 1.
+    Returns `objective(model, x) -> (loss, {"recon": ...})` with `x` a batch
+    of images `(N, C, H, W)` and `recon` the chosen reconstruction loss
+    averaged over all elements. With `weight_decay > 0` the objective adds
+    `weight_decay * weight_l2(model)` (part "reg"); since `recon` is a mean
+    over elements, this equals a penalty of `weight_decay * N * D` on a
+    summed squared error. The function carries a `cache_key` so that
+    `load_or_fit` can tell objectives apart. Introduced in chapter 1
+    (`weight_decay` in chapter 2).
     """
     fn = reconstruction_loss(loss)
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")
 
     def objective(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = model(x)
+        recon = fn(out.x_hat, x)
+        if not weight_decay:
+            return recon, {"recon": recon.detach()}
+        reg = weight_l2(model)
+        return recon + weight_decay * reg, {"recon": recon.detach(), "reg": reg.detach()}
+
+    objective.cache_key = (f"reconstruction(loss={loss!r})" if not weight_decay else  # type: ignore[attr-defined]
+                           f"reconstruction(loss={loss!r}, weight_decay={weight_decay!r})")
+    objective.__name__ = f"reconstruction_{loss}"
+    return objective
+
+
+def denoising_objective(kind: str, level: float, loss: str = "mse") -> Objective:
+    """Objective of a denoising autoencoder: reconstruct the clean batch from a corrupted one.
+
+    Returns `objective(model, x) -> (loss, {"recon": ...})`: each call draws
+    fresh noise with `data.add_noise(x, kind, level)` (from the global RNG,
+    which `fit` seeds and checkpoints), feeds the corrupted images to the
+    model and compares its output with the *clean* `x: (N, C, H, W)`.
+    Invalid `kind` or `level` fail here, before training. Introduced in
+    chapter 3.
+    """
+    fn = reconstruction_loss(loss)
+    add_noise(torch.zeros(1, 1, 1, 1), kind, level)  # validate the arguments now
+
+    def objective(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = model(add_noise(x, kind, level))
         value = fn(out.x_hat, x)
         return value, {"recon": value.detach()}
 
-    objective.cache_key = f"reconstruction(loss={loss!r})"  # type: ignore[attr-defined]
-    objective.__name__ = f"reconstruction_{loss}"
+    objective.cache_key = f"denoising(kind={kind!r}, level={float(level)!r}, loss={loss!r})"  # type: ignore[attr-defined]
+    objective.__name__ = f"denoising_{kind}_{loss}"
     return objective

@@ -37,6 +37,15 @@ def psnr(x_hat: torch.Tensor, x: torch.Tensor, data_range: float = 1.0) -> torch
     return 10.0 * torch.log10(data_range**2 / err)
 
 
+def mean_psnr(x_hat: torch.Tensor, x: torch.Tensor, max_db: float = 100.0) -> float:
+    """Average over images of `psnr(x_hat, x)`, each capped at `max_db` (a float).
+
+    The cap keeps one perfectly reconstructed image (infinite PSNR) from
+    making the average infinite. Introduced in chapter 3.
+    """
+    return float(psnr(x_hat, x).clamp(max=max_db).mean())
+
+
 @torch.no_grad()
 def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Run `model` on `x: (N, C, H, W)` in evaluation mode, batch by batch.
@@ -80,3 +89,33 @@ def reconstruction_error(model: nn.Module, x: torch.Tensor, loss: str = "mse",
     """
     x_hat = reconstruct(model, x, batch_size)
     return float(per_image_error(x_hat, x, loss).mean())
+
+
+def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Principal angles between the column spaces of `a: (D, p)` and `b: (D, q)`.
+
+    Returns `min(p, q)` angles in radians, smallest first, in float64 (use
+    `torch.rad2deg` for degrees). All zero means one space contains the
+    other; the largest angle is the worst-aligned direction. Columns need not
+    be orthonormal, only linearly independent. Cosines come from the SVD of
+    `Qa.T @ Qb` and sines from the part of `Qb` outside `span(a)`, each used
+    where it is accurate (Knyazev & Argentati 2002), as `scipy.linalg.
+    subspace_angles` does. Introduced in chapter 2.
+    """
+    for name, m in (("a", a), ("b", b)):
+        if not isinstance(m, torch.Tensor) or m.dim() != 2 or 0 in m.shape:
+            got = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+            raise ValueError(f"principal_angles: {name} must be a non-empty matrix (D, p) whose "
+                             f"columns span a subspace, got {got}.")
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"principal_angles: a and b must have the same number of rows (the "
+                         f"dimension D), got {a.shape[0]} and {b.shape[0]}.")
+    qa = torch.linalg.qr(a.detach().double().cpu()).Q
+    qb = torch.linalg.qr(b.detach().double().cpu()).Q
+    if qa.shape[1] < qb.shape[1]:
+        qa, qb = qb, qa  # qa spans the larger space
+    cos = torch.linalg.svdvals(qa.T @ qb).clamp(0.0, 1.0).flip(0)  # ascending cosines
+    sin = torch.linalg.svdvals(qb - qa @ (qa.T @ qb)).clamp(0.0, 1.0)  # descending sines
+    from_cos = torch.arccos(cos).flip(0)  # ascending angles
+    from_sin = torch.arcsin(sin).flip(0)
+    return torch.where(from_cos < torch.pi / 4, from_sin, from_cos)

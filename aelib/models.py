@@ -1,6 +1,7 @@
 """Autoencoder models: MLP and convolutional encoders/decoders.
 
-Every model is built from a small frozen config (`MLPConfig`, `ConvConfig`),
+Every model is built from a small frozen config (`MLPConfig`, `ConvConfig`,
+`LinearConfig`),
 has `encode(x) -> z`, `decode(z) -> x_hat` and `forward(x) -> AEOutput`, and
 holds no training logic. `reference_s0()` and `reference_s1()` rebuild the two
 reference models of the source tutorials exactly. Introduced in chapter 1.
@@ -104,7 +105,38 @@ class ConvConfig:
                              f"2**len(channels) = {factor}; use fewer conv blocks.")
 
 
-_CONFIGS = {"mlp": MLPConfig, "conv": ConvConfig}
+@dataclass(frozen=True)
+class LinearConfig:
+    """A linear autoencoder: `x_hat = mean + W_dec @ W_enc @ (x - mean)`.
+
+    No activations and no biases; the data are centred with a fixed `mean`
+    (a buffer of the model, set from the training images with
+    `LinearAutoencoder.center_on`) instead of learned biases, so the model
+    solves exactly the problem PCA solves. `tied=True` uses one matrix:
+    `W_dec = W_enc.T`. Introduced in chapter 2.
+    """
+
+    latent_dim: int = 32
+    tied: bool = False
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
+        if not isinstance(self.latent_dim, int) or self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be an integer >= 1, got {self.latent_dim!r}: "
+                             f"the code needs at least one unit.")
+        if len(self.input_shape) != 3 or any(s < 1 for s in self.input_shape):
+            raise ValueError(f"input_shape must be (channels, height, width), got {self.input_shape!r}.")
+        if self.latent_dim > math.prod(self.input_shape):
+            raise ValueError(f"latent_dim={self.latent_dim} exceeds the number of input values "
+                             f"({math.prod(self.input_shape)}); a linear code cannot be larger "
+                             f"than its input.")
+        if not isinstance(self.tied, bool):
+            raise ValueError(f"tied must be True or False, got {self.tied!r}.")
+
+
+_CONFIGS = {"mlp": MLPConfig, "conv": ConvConfig, "linear": LinearConfig}
+ModelConfig = MLPConfig | ConvConfig | LinearConfig
 
 
 @dataclass
@@ -171,6 +203,49 @@ class Autoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> AEOutput:
         z = self.encode(x)  # (N, latent_dim)
         return AEOutput(x_hat=self.decode(z), z=z)
+
+
+class LinearAutoencoder(Autoencoder):
+    """The linear autoencoder of chapter 2 (see `LinearConfig`).
+
+    `encode(x: (N, C, H, W)) -> z = (x - mean) @ W_enc.T: (N, latent_dim)`,
+    `decode(z) -> mean + z @ W_dec.T` reshaped to images. The decoder's
+    columns `decoder_weight: (D, latent_dim)` span the subspace the model
+    reconstructs in. Call `center_on(x_train)` before training so that the
+    model, like PCA, works on centred data. Introduced in chapter 2.
+    """
+
+    def __init__(self, config: LinearConfig) -> None:
+        nn.Module.__init__(self)
+        if not isinstance(config, LinearConfig):
+            raise TypeError(f"config must be a LinearConfig, got {type(config).__name__}.")
+        self.config = config
+        d = math.prod(config.input_shape)
+        self.encoder = nn.Linear(d, config.latent_dim, bias=False)
+        self.decoder = None if config.tied else nn.Linear(config.latent_dim, d, bias=False)
+        self.register_buffer("mean", torch.zeros(d))
+
+    @torch.no_grad()
+    def center_on(self, x: torch.Tensor) -> LinearAutoencoder:
+        """Set the centring `mean` to the mean image of `x: (N, C, H, W)`; returns the model."""
+        self._check_input(x)
+        self.mean.copy_(x.flatten(1).mean(dim=0).to(self.mean))
+        return self
+
+    @property
+    def decoder_weight(self) -> torch.Tensor:
+        """The decoder matrix `W_dec: (D, latent_dim)`; with tied weights, `W_enc.T`."""
+        return self.encoder.weight.T if self.decoder is None else self.decoder.weight
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        return (x.flatten(1) - self.mean) @ self.encoder.weight.T  # (N, latent_dim)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"expected codes of shape (N, {self.latent_dim}), got {tuple(z.shape)}.")
+        flat = z @ self.decoder_weight.T + self.mean  # (N, D)
+        return flat.view(-1, *self.config.input_shape)
 
 
 def _mlp(cfg: MLPConfig) -> tuple[nn.Sequential, nn.Sequential]:
@@ -246,16 +321,16 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def config_to_dict(config: MLPConfig | ConvConfig) -> dict:
+def config_to_dict(config: ModelConfig) -> dict:
     """A plain dict (safe for `torch.load(weights_only=True)`) describing `config`."""
-    family = {MLPConfig: "mlp", ConvConfig: "conv"}[type(config)]
+    family = {cls: name for name, cls in _CONFIGS.items()}[type(config)]
     out = {"family": family}
     for key, value in asdict(config).items():
         out[key] = list(value) if isinstance(value, tuple) else value
     return out
 
 
-def config_from_dict(data: dict) -> MLPConfig | ConvConfig:
+def config_from_dict(data: dict) -> ModelConfig:
     """Inverse of `config_to_dict`."""
     data = dict(data)
     family = data.pop("family", None)
@@ -269,7 +344,9 @@ def config_from_dict(data: dict) -> MLPConfig | ConvConfig:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-def from_config(data: dict | MLPConfig | ConvConfig) -> Autoencoder:
-    """Build a fresh `Autoencoder` from a config or its dict form."""
+def from_config(data: dict | ModelConfig) -> Autoencoder:
+    """Build a fresh model (`Autoencoder` or `LinearAutoencoder`) from a config or its dict form."""
     config = config_from_dict(data) if isinstance(data, dict) else data
+    if isinstance(config, LinearConfig):
+        return LinearAutoencoder(config)
     return Autoencoder(config)

@@ -32,13 +32,21 @@ def _images(x: torch.Tensor) -> torch.Tensor:
 
 
 def image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str] | None = None,
-               titles: Sequence[str] | None = None, scale: float = 1.0) -> plt.Figure:
+               titles: Sequence[str] | None = None, scale: float = 1.0,
+               signed: bool = False) -> plt.Figure:
     """Draw several rows of images (each `(N, 1, H, W)` in [0, 1]) one above another.
 
     `labels` name the rows (left margin) and `titles` the columns. Used for
-    originals over reconstructions. Introduced in chapter 1.
+    originals over reconstructions. With `signed=True` each image is a
+    direction in pixel space (any sign, e.g. a principal axis or a decoder
+    column): it is scaled by its own largest absolute value and drawn red
+    (positive) / blue (negative) on white. Introduced in chapter 1
+    (`signed` in chapter 2).
     """
     rows = [_images(r) for r in rows]
+    if signed:
+        rows = [r / r.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1) for r in rows]
+    cmap, vmin = ("RdBu_r", -1.0) if signed else ("gray", 0.0)
     n = max(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), n, figsize=(scale * 0.9 * n + 0.8, scale * 0.95 * len(rows)),
                              squeeze=False)
@@ -51,7 +59,7 @@ def image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str] | None = None
             for spine in ax.spines.values():
                 spine.set_visible(False)
             if j < len(row):
-                ax.imshow(row[j], cmap="gray", vmin=0.0, vmax=1.0)
+                ax.imshow(row[j].numpy(), cmap=cmap, vmin=vmin, vmax=1.0)
             if i == 0 and titles is not None and j < len(titles):
                 ax.set_title(titles[j], fontsize=9)
         if labels is not None:
@@ -117,6 +125,28 @@ def sweep(x: Sequence[float], series: dict[str, Sequence[float]], xlabel: str, y
     if title:
         ax.set_title(title)
     ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def tracked(histories: dict[str, dict], panels: dict[str, str], logy: Sequence[str] = ()) -> plt.Figure:
+    """Values recorded by `fit(..., track=...)` per epoch: one panel per tracked name.
+
+    `histories` maps a run's label to its history; `panels` maps a tracked
+    name to its axis label (panels side by side, one line per run); names
+    in `logy` get a logarithmic axis. Introduced in chapter 2.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels.items()):
+        for name, hist in histories.items():
+            if key not in hist.get("track", {}):
+                raise KeyError(f"run {name!r} tracked {sorted(hist.get('track', {}))}, not {key!r}.")
+            ax.plot(hist["epoch"], hist["track"][key], label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        if key in logy:
+            ax.set_yscale("log")
+    axes[0][0].legend(fontsize=9)
     fig.tight_layout()
     return fig
 

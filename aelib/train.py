@@ -53,7 +53,8 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
         lr: float = 1e-3, optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         seed: int | None = None, device: torch.device | str | None = None,
         checkpoint: str | Path | None = None, progress: bool | None = None,
-        nan_check_every: int | None = None) -> dict[str, Any]:
+        nan_check_every: int | None = None,
+        track: Callable[[nn.Module], dict[str, float]] | None = None) -> dict[str, Any]:
     """Train `model` on `train: (N, ...)` by minimising `objective`; return the history.
 
     Each epoch visits every training example once in a shuffled order drawn
@@ -71,9 +72,15 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     stops training with `TrainingDivergedError` naming the epoch and step
     (checked every step on CPU, every `nan_check_every` steps elsewhere).
 
+    `track(model) -> {name: float}`, if given, is called after every epoch
+    in evaluation mode without gradients (say, to follow an angle or a test
+    error while training); its values go to `history["track"]` and are
+    checkpointed with the rest.
+
     Returns `{"epoch": [...], "train": {part: [...]}, "val": {part: [...]},
-    "seconds": [...]}` with one entry per epoch; parts are "loss" plus the
-    objective's named parts. Introduced in chapter 1.
+    "track": {name: [...]}, "seconds": [...]}` with one entry per epoch;
+    parts are "loss" plus the objective's named parts. Introduced in
+    chapter 1 (`track` in chapter 2).
     """
     _check_fit_args(model, train, val, num_epochs, batch_size, lr)
     device = runtime.get_device() if device is None else torch.device(device)
@@ -87,7 +94,7 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     make_opt = optimizer or default_optimizer
     opt = make_opt(model.parameters(), lr)
     generator = torch.Generator().manual_seed(seed)
-    history: dict[str, Any] = {"epoch": [], "train": {}, "val": {}, "seconds": []}
+    history: dict[str, Any] = {"epoch": [], "train": {}, "val": {}, "track": {}, "seconds": []}
     settings = {"batch_size": batch_size, "lr": lr, "seed": seed,
                 "optimizer": getattr(make_opt, "__qualname__", repr(make_opt))}
     start_epoch = 0
@@ -123,6 +130,9 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
         _append(history["train"], sums, len(train))
         if val is not None:
             _append(history["val"], evaluate(model, val, objective), 1)
+        if track is not None:
+            with torch.no_grad(), evaluation_mode(model):
+                _append(history.setdefault("track", {}), dict(track(model)), 1)
         history["seconds"].append(time.perf_counter() - tic)
         if path is not None:
             save_checkpoint(path, model, optimizer=opt, epoch=epoch, history=history,
@@ -137,6 +147,51 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
         bar.close()
     model.eval()
     return history
+
+
+@torch.no_grad()
+def fit_alternating(model: nn.Module, train: torch.Tensor, *, max_iter: int = 2000,
+                    tolerance: float = 1e-12) -> dict[str, Any]:
+    """Minimise the MSE of a `LinearAutoencoder` exactly, by alternating least squares.
+
+    For a linear model each half has a closed-form optimum given the other:
+    the best decoder for encoder `W_enc` is `C W_enc.T (W_enc C W_enc.T)^-1`
+    and the best encoder for decoder `W_dec` is its pseudo-inverse, where
+    `C` is the covariance of the centred training images `train: (N, C, H,
+    W)`. Alternating the two never increases the loss and converges to the
+    minimum (Roweis 1998 showed this is subspace iteration), geometrically
+    with rate `lambda_{k+1} / lambda_k`. Works in float64 and stops when the
+    relative change of the loss falls below `tolerance` or after
+    `max_iter` rounds. Returns `{"loss": [per round], "iterations": n}`
+    (loss = MSE per pixel on `train`). Introduced in chapter 2.
+    """
+    from .models import LinearAutoencoder
+
+    if not isinstance(model, LinearAutoencoder) or model.config.tied:
+        raise TypeError("fit_alternating needs an untied LinearAutoencoder (its two halves are "
+                        "solved in turn); train other models with fit().")
+    if not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}.")
+    model._check_input(train)
+    x = train.flatten(1).double().to(model.mean.device) - model.mean.double()  # (N, D), centred
+    cov = x.T @ x / len(x)  # (D, D)
+    total = float(torch.trace(cov))
+    w_enc = model.encoder.weight.double()  # (k, D)
+    history: list[float] = []
+    for _ in range(max_iter):
+        w_dec = torch.linalg.solve(w_enc @ cov @ w_enc.T, w_enc @ cov).T  # (D, k)
+        w_enc = torch.linalg.pinv(w_dec)  # (k, D)
+        # tr((I - P) C (I - P).T) / D with P = w_dec @ w_enc, without forming D x D products
+        enc_cov = w_enc @ cov  # (k, D)
+        residual = (total - 2 * float((enc_cov * w_dec.T).sum())
+                    + float(((w_dec.T @ w_dec) * (enc_cov @ w_enc.T)).sum()))
+        history.append(residual / cov.shape[0])
+        if len(history) > 1 and abs(history[-2] - history[-1]) <= tolerance * abs(history[-2]):
+            break
+    model.encoder.weight.copy_(w_enc.to(model.encoder.weight))
+    model.decoder.weight.copy_(w_dec.to(model.decoder.weight))
+    model.eval()
+    return {"loss": history, "iterations": len(history)}
 
 
 def _check_fit_args(model, train, val, num_epochs, batch_size, lr) -> None:
@@ -327,12 +382,20 @@ def cache_path(name: str, model: nn.Module, data: Dataset, objective: Objective,
         "seed": runtime.get_seed() if seed is None else seed,
         "config": config_to_dict(config) if config is not None else repr(model),
         "objective": getattr(objective, "cache_key", getattr(objective, "__qualname__", "?")),
-        "fit": {k: repr(v) for k, v in sorted(fit_kwargs.items())},
+        "fit": {k: _key(v) for k, v in sorted(fit_kwargs.items())},
         "source": source_hash(),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
     return runtime.cache_dir() / f"{safe}-{digest}.pt"
+
+
+def _key(value: Any) -> str:
+    """A stable text for a fit setting: callables by module and qualified name, not address."""
+    if callable(value):
+        return getattr(value, "cache_key", f"{getattr(value, '__module__', '?')}."
+                                           f"{getattr(value, '__qualname__', type(value).__name__)}")
+    return repr(value)
 
 
 def load_or_fit(name: str, model: nn.Module, data: Dataset, objective: Objective,
@@ -355,6 +418,25 @@ def load_or_fit(name: str, model: nn.Module, data: Dataset, objective: Objective
     path = cache_path(name, model, data, objective, **fit_kwargs)
     return fit(model, data.x_train, objective, val=data.x_val, checkpoint=path,
                progress=progress, device=device, **fit_kwargs)
+
+
+#: Adam steps the book gives each model of a comparison (full run, quick run).
+COMPARISON_STEPS = {"full": 2000, "quick": 500}
+
+
+def comparison_settings(n_train: int, batch_size: int = 128, lr: float = 1e-3) -> dict[str, Any]:
+    """The `fit` settings every model of a comparison gets: the same number of Adam steps.
+
+    `COMPARISON_STEPS` steps (2,000, or 500 in quick mode) of batch
+    `batch_size` at learning rate `lr`, expressed as `num_epochs` over
+    `n_train` training examples. Chapters that compare models use these
+    settings, so a model trained in one chapter is served from the cache
+    in the next. Returns `{"num_epochs", "batch_size", "lr"}` for
+    `load_or_fit` / `fit_all`. Introduced in chapter 1.
+    """
+    steps = runtime.budget(full=COMPARISON_STEPS["full"], quick=COMPARISON_STEPS["quick"])
+    return {"num_epochs": epochs_for_steps(steps, n_train, batch_size),
+            "batch_size": batch_size, "lr": lr}
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
