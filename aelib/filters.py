@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import metrics
+from .data import add_noise
 
 
 def _check_images(x: torch.Tensor, name: str) -> None:
@@ -113,8 +114,6 @@ def benchmark(models: dict[str, torch.nn.Module], x_val: torch.Tensor, x_test: t
     [chosen parameter per level]}}` with methods "noisy input", the
     filters, then the models. Introduced in chapter 3.
     """
-    from .data import add_noise
-
     psnr: dict[str, list[float]] = {"noisy input": [], **{f: [] for f in FILTERS},
                                     **{m: [] for m in models}}
     chosen: dict[str, list[float]] = {f: [] for f in FILTERS}

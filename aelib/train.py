@@ -26,7 +26,7 @@ from . import runtime
 from .data import Dataset, batch_indices
 from .losses import Objective
 from .metrics import evaluation_mode
-from .models import config_from_dict, config_to_dict
+from .models import LinearAutoencoder, config_from_dict, config_to_dict
 
 #: Version of the checkpoint layout; a file with a larger number is refused.
 FORMAT_VERSION = 1
@@ -165,8 +165,6 @@ def fit_alternating(model: nn.Module, train: torch.Tensor, *, max_iter: int = 20
     `max_iter` rounds. Returns `{"loss": [per round], "iterations": n}`
     (loss = MSE per pixel on `train`). Introduced in chapter 2.
     """
-    from .models import LinearAutoencoder
-
     if not isinstance(model, LinearAutoencoder) or model.config.tied:
         raise TypeError("fit_alternating needs an untied LinearAutoencoder (its two halves are "
                         "solved in turn); train other models with fit().")
@@ -407,7 +405,9 @@ def load_or_fit(name: str, model: nn.Module, data: Dataset, objective: Objective
     `AELIB_CACHE_DIR` (see `cache_path`), so re-running a chapter does not
     retrain, a quick-mode run never serves a full one, and an interrupted run
     resumes. Trains on `data.x_train`, validates on `data.x_val`; the other
-    keyword arguments go to `fit`. Returns the history. Introduced in
+    keyword arguments go to `fit` (a `track` function enters the key by its
+    qualified name, so give experiments that track different things
+    different names). Returns the history. Introduced in
     chapter 1.
     """
     for reserved in ("checkpoint", "val"):
