@@ -127,7 +127,5 @@ def benchmark(models: dict[str, torch.nn.Module], x_val: torch.Tensor, x_test: t
             chosen[name].append(parameter)
             psnr[name].append(metrics.mean_psnr(apply(name, noisy_test, parameter), x_test))
         for name, model in models.items():
-            device = next(model.parameters()).device
-            x_hat = metrics.reconstruct(model, noisy_test.to(device)).to(x_test.device)
-            psnr[name].append(metrics.mean_psnr(x_hat, x_test))
+            psnr[name].append(metrics.mean_psnr(metrics.reconstruct(model, noisy_test), x_test))
     return {"psnr": psnr, "parameter": chosen}

@@ -50,7 +50,8 @@ def mean_psnr(x_hat: torch.Tensor, x: torch.Tensor, max_db: float = 100.0) -> fl
 def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Run `model` on `x: (N, C, H, W)` in evaluation mode, batch by batch.
 
-    Returns `x_hat` of the same shape on `x`'s device. The model's training /
+    Returns `x_hat` of the same shape on `x`'s device, wherever the model
+    lives (each batch is moved to the model's device). The model's training /
     evaluation mode is restored afterwards. Introduced in chapter 1.
     """
     return _batched(model, x, batch_size, lambda m, xb: m(xb).x_hat)
@@ -76,8 +77,10 @@ def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
 def _batched(model: nn.Module, x: torch.Tensor, batch_size: int, fn) -> torch.Tensor:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    device = next(model.parameters()).device  # batches go to the model, results come back
     with evaluation_mode(model):
-        return torch.cat([fn(model, x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return torch.cat([fn(model, x[i:i + batch_size].to(device)).to(x.device)
+                          for i in range(0, len(x), batch_size)])
 
 
 def reconstruction_error(model: nn.Module, x: torch.Tensor, loss: str = "mse",

@@ -32,8 +32,7 @@ def denoising_view(models: dict[str, nn.Module], x: torch.Tensor, kind: str, lev
     noisy = data.add_noise(x.detach().cpu(), kind, level, generator=generator)
     rows = {"clean": x.detach().cpu(), "noisy": noisy}
     for label, model in models.items():
-        device = next(model.parameters()).device
-        rows[label] = metrics.reconstruct(model, noisy.to(device)).cpu()
+        rows[label] = metrics.reconstruct(model, noisy)
     return rows
 
 
