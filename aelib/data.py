@@ -268,7 +268,8 @@ def add_noise(x: torch.Tensor, kind: str, level: float,
     0; 'salt_pepper' sets a random `level` fraction to 0 or 1 with equal
     probability. Randomness comes from `generator` (reproducible; it may
     live on the CPU while `x` is on a GPU) or, if None, from the global
-    torch RNG, which `fit` seeds and checkpoints. Introduced in chapter 3.
+    torch RNG (`fit` checkpoints its state, so a resumed run continues the
+    same draws). Introduced in chapter 3.
     """
     if kind not in NOISE_TYPES:
         hint = difflib.get_close_matches(str(kind), list(NOISE_TYPES), n=1)
@@ -296,3 +297,23 @@ def add_noise(x: torch.Tensor, kind: str, level: float,
         return x.masked_fill(hit, 0.0)
     salt = draw(torch.rand) < 0.5
     return torch.where(hit, salt.to(x.dtype), x)
+
+
+def gaussian_toy(dim: int = 100, n_train: int = 2000, n_val: int = 500, n_test: int = 500) -> Dataset:
+    """The sparse-named source's toy data: independent standard normal vectors, not images.
+
+    Returns a `Dataset` named 'gaussian' whose `x_*` have shape `(N, 1, 1,
+    dim)` (one row of `dim` values, so every model runs unchanged) and are
+    **not** in [0, 1]: about half of the values are negative. Labels are all
+    0. The draws are fixed (they do not depend on `AELIB_SEED`). Introduced
+    in chapter 4 (erratum 3).
+    """
+    if not isinstance(dim, int) or dim < 1 or min(n_train, n_val, n_test) < 1:
+        raise ValueError(f"dim and the split sizes must be integers >= 1, got dim={dim!r}, "
+                         f"sizes {n_train}, {n_val}, {n_test}.")
+    g = torch.Generator().manual_seed(SPLIT_STATE)
+    x = torch.randn(n_train + n_val + n_test, 1, 1, dim, generator=g)
+    y = torch.zeros(len(x), dtype=torch.long)
+    a, b = n_train, n_train + n_val
+    return Dataset("gaussian", f"standard normal vectors of {dim} values (the sparse-named source's "
+                   f"toy data)", x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:])

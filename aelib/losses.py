@@ -99,7 +99,20 @@ def weight_l2(model: nn.Module) -> torch.Tensor:
     return torch.stack([w.square().sum() for w in weights]).sum()
 
 
-def reconstruction_objective(loss: str = "mse", weight_decay: float = 0.0) -> Objective:
+def weight_l1(model: nn.Module) -> torch.Tensor:
+    """Sum of absolute values of every weight matrix of `model` (biases left out).
+
+    A 0-dim tensor; the L1 half of Keras' `L1L2` weight regulariser, which
+    the sparse-named source uses (erratum 2). Introduced in chapter 4.
+    """
+    weights = [p for p in model.parameters() if p.dim() >= 2]
+    if not weights:
+        raise ValueError("weight_l1: the model has no weight matrices (no parameter with 2+ dimensions).")
+    return torch.stack([w.abs().sum() for w in weights]).sum()
+
+
+def reconstruction_objective(loss: str = "mse", weight_decay: float = 0.0,
+                             weight_l1_penalty: float = 0.0) -> Objective:
     """Objective of a plain autoencoder: reconstruct the batch, nothing else.
 
     Returns `objective(model, x) -> (loss, {"recon": ...})` with `x` a batch
@@ -107,24 +120,32 @@ def reconstruction_objective(loss: str = "mse", weight_decay: float = 0.0) -> Ob
     averaged over all elements. With `weight_decay > 0` the objective adds
     `weight_decay * weight_l2(model)` (part "reg"); since `recon` is a mean
     over elements, this equals a penalty of `weight_decay * N * D` on a
-    summed squared error. The function carries a `cache_key` so that
+    summed squared error. `weight_l1_penalty > 0` adds
+    `weight_l1_penalty * weight_l1(model)` as well (part "weight_l1"; both
+    together are Keras' `L1L2` regulariser). Parts hold the unweighted sums. The function carries a `cache_key` so that
     `load_or_fit` can tell objectives apart. Introduced in chapter 1
-    (`weight_decay` in chapter 2).
+    (`weight_decay` in chapter 2, `weight_l1_penalty` in chapter 4).
     """
     fn = reconstruction_loss(loss)
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}.")
+    for name, value in (("weight_decay", weight_decay), ("weight_l1_penalty", weight_l1_penalty)):
+        if not value >= 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}.")
 
     def objective(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = model(x)
         recon = fn(out.x_hat, x)
-        if not weight_decay:
-            return recon, {"recon": recon.detach()}
-        reg = weight_l2(model)
-        return recon + weight_decay * reg, {"recon": recon.detach(), "reg": reg.detach()}
+        loss, parts = recon, {"recon": recon.detach()}
+        if weight_decay:
+            squares = weight_l2(model)
+            loss, parts["reg"] = loss + weight_decay * squares, squares.detach()
+        if weight_l1_penalty:
+            absolutes = weight_l1(model)
+            loss, parts["weight_l1"] = loss + weight_l1_penalty * absolutes, absolutes.detach()
+        return loss, parts
 
-    objective.cache_key = (f"reconstruction(loss={loss!r})" if not weight_decay else  # type: ignore[attr-defined]
-                           f"reconstruction(loss={loss!r}, weight_decay={weight_decay!r})")
+    extra = "".join(f", {name}={value!r}" for name, value in
+                    (("weight_decay", weight_decay), ("weight_l1_penalty", weight_l1_penalty)) if value)
+    objective.cache_key = f"reconstruction(loss={loss!r}{extra})"  # type: ignore[attr-defined]
     objective.__name__ = f"reconstruction_{loss}"
     return objective
 
@@ -134,8 +155,8 @@ def denoising_objective(kind: str, level: float, loss: str = "mse") -> Objective
 
     Returns `objective(model, x) -> (loss, {"recon": ...})`: each call draws
     fresh noise with `data.add_noise(x, kind, level)` (from the global RNG,
-    which `fit` seeds and checkpoints), feeds the corrupted images to the
-    model and compares its output with the *clean* `x: (N, C, H, W)`.
+    whose state `fit` checkpoints for resuming), feeds the corrupted images
+    to the model and compares its output with the *clean* `x: (N, C, H, W)`.
     Invalid `kind` or `level` fail here, before training. Introduced in
     chapter 3.
     """
@@ -149,4 +170,218 @@ def denoising_objective(kind: str, level: float, loss: str = "mse") -> Objective
 
     objective.cache_key = f"denoising(kind={kind!r}, level={float(level)!r}, loss={loss!r})"  # type: ignore[attr-defined]
     objective.__name__ = f"denoising_{kind}_{loss}"
+    return objective
+
+
+# ----------------------------------------------------------------- sparsity (chapter 4)
+
+def _check_codes(h: torch.Tensor, name: str) -> None:
+    if not isinstance(h, torch.Tensor) or h.dim() != 2 or 0 in h.shape:
+        got = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+        raise ValueError(f"{name} expects codes of shape (N, units) with N >= 1, got {got}; "
+                         f"pass model.encode(x) (flatten other shapes with h.flatten(1)).")
+
+
+def l1_activity(h: torch.Tensor) -> torch.Tensor:
+    """L1 activity penalty: `sum_j |h_nj|` per example, averaged over the batch.
+
+    `h: (N, K)` codes -> 0-dim tensor. Summing over units and averaging over
+    examples makes the value, and so the right penalty weight, independent
+    of the batch size (a sum over the batch, as one source writes it, would
+    double with the batch). Introduced in chapter 4.
+    """
+    _check_codes(h, "l1_activity")
+    return h.abs().sum(dim=1).mean()
+
+
+#: Batch-mean activations are clamped to [SPARSITY_EPS, 1 - SPARSITY_EPS] in `kl_sparsity`.
+SPARSITY_EPS = 1e-6
+
+
+def kl_sparsity(h: torch.Tensor, rho: float) -> torch.Tensor:
+    """KL sparsity penalty `sum_j KL(Bernoulli(rho) || Bernoulli(rho_hat_j))`.
+
+    `h: (N, K)` codes in [0, 1] (sigmoid units) -> 0-dim tensor, where
+    `rho_hat_j = mean_n h_nj` is unit j's mean activation over the batch and
+    `rho` in (0, 1) the target. KL(rho || q) = rho log(rho/q) + (1 - rho)
+    log((1 - rho)/(1 - q)) is zero at q = rho and grows without bound as q
+    approaches 0 or 1, so `rho_hat` is clamped to [`SPARSITY_EPS`, 1 -
+    `SPARSITY_EPS`] to keep a saturated unit from giving an infinite loss
+    (a clamped mean passes no gradient, so a unit that is exactly 0 on the
+    whole batch is not pulled back; sigmoid units get there only in extreme
+    saturation). Introduced in chapter 4.
+    """
+    _check_codes(h, "kl_sparsity")
+    if not isinstance(rho, (int, float)) or not 0 < rho < 1:
+        raise ValueError(f"kl_sparsity: rho={rho!r} must lie strictly between 0 and 1 (a target "
+                         f"mean activation such as 0.05).")
+    lo, hi = torch.aminmax(h.detach())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"kl_sparsity: codes must lie in [0, 1] (sigmoid units) but range over "
+                         f"[{float(lo):.3g}, {float(hi):.3g}]; use a sigmoid code, or l1_activity.")
+    q = h.mean(dim=0).clamp(SPARSITY_EPS, 1 - SPARSITY_EPS)  # (K,)
+    return (rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum()
+
+
+SPARSITY_PENALTIES = ("l1", "kl")
+
+
+def sparse_objective(penalty: str, weight: float, rho: float = 0.05, loss: str = "mse") -> Objective:
+    """Objective of a sparse autoencoder: reconstruction plus `weight` times a penalty on the code.
+
+    `penalty` is 'l1' (`l1_activity`) or 'kl' (`kl_sparsity` with target
+    `rho`); the penalty acts on the activations `model(x).z: (N, K)`, not on
+    the weights. Returns `objective(model, x) -> (loss, {"recon", "sparsity"})`.
+    Introduced in chapter 4.
+    """
+    fn = reconstruction_loss(loss)
+    if penalty not in SPARSITY_PENALTIES:
+        raise ValueError(f"unknown sparsity penalty {penalty!r}; use one of {SPARSITY_PENALTIES}.")
+    if not weight >= 0:
+        raise ValueError(f"weight must be >= 0, got {weight!r}.")
+    if penalty == "kl":
+        kl_sparsity(torch.full((1, 1), 0.5), rho)  # validate rho now, before training
+
+    def objective(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = model(x)
+        recon = fn(out.x_hat, x)
+        sparsity = kl_sparsity(out.z, rho) if penalty == "kl" else l1_activity(out.z)
+        return recon + weight * sparsity, {"recon": recon.detach(), "sparsity": sparsity.detach()}
+
+    target = f", rho={float(rho)!r}" if penalty == "kl" else ""
+    objective.cache_key = (  # type: ignore[attr-defined]
+        f"sparse(penalty={penalty!r}, weight={float(weight)!r}{target}, loss={loss!r})")
+    objective.__name__ = f"sparse_{penalty}_{loss}"
+    return objective
+
+
+# ----------------------------------------------------------------- contraction (chapter 5)
+
+def sigmoid_jacobian_norm(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Squared Frobenius norm of the Jacobian of a sigmoid layer, in closed form.
+
+    For `h = sigmoid(W x + b)` the Jacobian is `diag(h (1 - h)) W`, so
+    `||dh/dx||_F^2 = sum_j (h_j (1 - h_j))^2 sum_i W_ji^2`. `h: (N, K)` are
+    the layer's outputs, `weight: (K, D)` is `W`; returns `(N,)`, one value
+    per example, at the cost of one (N, K) x (K,) product. Introduced in
+    chapter 5.
+    """
+    _check_codes(h, "sigmoid_jacobian_norm")
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.shape[0] != h.shape[1]:
+        got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+        raise ValueError(f"sigmoid_jacobian_norm: weight must be (K, D) with K = {h.shape[1]} "
+                         f"code units, got {got}.")
+    return (h * (1 - h)).square() @ weight.square().sum(dim=1)
+
+
+def _encoder_fn(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor]):
+    return encoder.encode if hasattr(encoder, "encode") else encoder
+
+
+def encoder_jacobian(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                     create_graph: bool = False) -> torch.Tensor:
+    """Exact Jacobians `dh/dx` of any encoder at each example: `(N, K, D)`.
+
+    `encoder` is a model with `encode` or any function `(N, ...) -> (N, K)`
+    that treats examples independently (no batch statistics, so put batch
+    norm in evaluation mode); `x: (N, ...)` with `D = x[0].numel()`. Uses K
+    backward passes of autograd (one per code unit, each for the whole
+    batch); with `create_graph=True` the result can itself be
+    differentiated, for training. Introduced in chapter 5.
+    """
+    fn = _encoder_fn(encoder)
+    x = x.detach().requires_grad_(True)
+    h = fn(x)
+    _check_codes(h, "encoder_jacobian")
+    if h.shape[0] != x.shape[0]:
+        raise ValueError(f"encoder_jacobian: the encoder returned {h.shape[0]} codes for "
+                         f"{x.shape[0]} inputs; it must map (N, ...) to (N, K).")
+    rows = []
+    for j in range(h.shape[1]):
+        (g,) = torch.autograd.grad(h[:, j].sum(), x, create_graph=create_graph, retain_graph=True)
+        rows.append(g.flatten(1))
+    return torch.stack(rows, dim=1)
+
+
+CONTRACTIVE_METHODS = ("sigmoid", "exact", "projection")
+
+
+def _sigmoid_layer(model: object) -> nn.Linear:
+    """The linear layer of an encoder that is exactly flatten -> linear -> sigmoid."""
+    encoder = getattr(model, "encoder", None)
+    layers = list(encoder) if isinstance(encoder, nn.Sequential) else []
+    if [type(m) for m in layers] != [nn.Flatten, nn.Linear, nn.Sigmoid]:
+        raise TypeError("method='sigmoid' needs an encoder that is one sigmoid layer (flatten, "
+                        "linear, sigmoid), such as ShallowConfig(activation='sigmoid'); use "
+                        "method='exact' for other encoders.")
+    return layers[1]
+
+
+def contractive_penalty(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                        method: str = "exact", n_projections: int = 1,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """Squared Frobenius norm of the encoder Jacobian `||dh/dx||_F^2` per example: `(N,)`.
+
+    `x: (N, ...)`. Three ways, all differentiable with respect to the
+    model's parameters (for training):
+
+    - 'sigmoid': the closed form `sigmoid_jacobian_norm`, only for a model
+      whose encoder is one sigmoid layer (flatten, linear, sigmoid, as
+      `ShallowConfig(activation='sigmoid')` builds); one forward pass.
+    - 'exact': `encoder_jacobian(..., create_graph=True)`, any encoder; K
+      backward passes.
+    - 'projection': `||v^T J||^2` for `v ~ N(0, I_K)`, averaged over
+      `n_projections` draws (one backward pass each). Unbiased, since
+      `E[v^T J J^T v] = tr(J J^T)`, with variance `2 ||J J^T||_F^2 /
+      n_projections` per example.
+
+    Introduced in chapter 5.
+    """
+    if method not in CONTRACTIVE_METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {CONTRACTIVE_METHODS}.")
+    if method == "sigmoid":
+        return sigmoid_jacobian_norm(model.encode(x), _sigmoid_layer(model).weight)
+    if method == "exact":
+        return encoder_jacobian(model, x, create_graph=True).square().sum(dim=(1, 2))
+    if not isinstance(n_projections, int) or n_projections < 1:
+        raise ValueError(f"n_projections must be an integer >= 1, got {n_projections!r}.")
+    x = x.detach().requires_grad_(True)
+    h = _encoder_fn(model)(x)
+    _check_codes(h, "contractive_penalty")
+    total = torch.zeros(len(x), device=x.device, dtype=h.dtype)
+    for _ in range(n_projections):
+        v = torch.randn(h.shape, generator=generator, device="cpu", dtype=h.dtype).to(h.device)
+        (g,) = torch.autograd.grad((h * v).sum(), x, create_graph=True, retain_graph=True)
+        total = total + g.flatten(1).square().sum(dim=1)
+    return total / n_projections
+
+
+def contractive_objective(weight: float, method: str = "sigmoid", loss: str = "mse") -> Objective:
+    """Objective of a contractive autoencoder: reconstruction plus `weight` times `||dh/dx||_F^2`.
+
+    The penalty is `contractive_penalty(model, x, method)` averaged over the
+    batch; the reconstruction loss is averaged over pixels, so `weight`
+    here equals `weight * D` in a per-example summed formulation. Returns
+    `objective(model, x) -> (loss, {"recon", "jacobian"})`. Introduced in
+    chapter 5.
+    """
+    fn = reconstruction_loss(loss)
+    if method not in CONTRACTIVE_METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {CONTRACTIVE_METHODS}.")
+    if not weight >= 0:
+        raise ValueError(f"weight must be >= 0, got {weight!r}.")
+
+    def objective(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = model(x)
+        recon = fn(out.x_hat, x)
+        if method == "sigmoid":  # closed form from the code already computed
+            jac = sigmoid_jacobian_norm(out.z, _sigmoid_layer(model).weight).mean()
+        else:
+            with torch.enable_grad():  # evaluate() runs without gradients
+                jac = contractive_penalty(model, x, method).mean()
+        return recon + weight * jac, {"recon": recon.detach(), "jacobian": jac.detach()}
+
+    objective.cache_key = (  # type: ignore[attr-defined]
+        f"contractive(weight={float(weight)!r}, method={method!r}, loss={loss!r})")
+    objective.__name__ = f"contractive_{method}_{loss}"
     return objective

@@ -1,8 +1,7 @@
 """Autoencoder models: MLP and convolutional encoders/decoders.
 
 Every model is built from a small frozen config (`MLPConfig`, `ConvConfig`,
-`LinearConfig`),
-has `encode(x) -> z`, `decode(z) -> x_hat` and `forward(x) -> AEOutput`, and
+`LinearConfig`, `ShallowConfig`), has `encode(x) -> z`, `decode(z) -> x_hat` and `forward(x) -> AEOutput`, and
 holds no training logic. `reference_s0()` and `reference_s1()` rebuild the two
 reference models of the source tutorials exactly. Introduced in chapter 1.
 """
@@ -135,8 +134,41 @@ class LinearConfig:
             raise ValueError(f"tied must be True or False, got {self.tied!r}.")
 
 
-_CONFIGS = {"mlp": MLPConfig, "conv": ConvConfig, "linear": LinearConfig}
-ModelConfig = MLPConfig | ConvConfig | LinearConfig
+@dataclass(frozen=True)
+class ShallowConfig:
+    """An autoencoder with one hidden layer: `h = f(W x + b)`, `x_hat = g(W' h + c)`.
+
+    `W: (latent_dim, D)` is the encoder matrix, `f` = `activation` (the code
+    non-linearity, 'sigmoid' by default) and `g` = `output_activation`. With
+    `tied=True` the decoder reuses the encoder's matrix, `W' = W.T` (a column
+    code `h` is mapped by `W.T h`; the sparse-named source writes `W h^T`,
+    erratum 4), and keeps only its own bias `c`. The code may be wider than
+    the input's intrinsic dimension: regularisers, not the bottleneck, then
+    decide what it keeps. Introduced in chapter 4.
+    """
+
+    latent_dim: int = 196
+    activation: str | None = "sigmoid"
+    output_activation: str | None = "sigmoid"
+    tied: bool = False
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
+        if not isinstance(self.latent_dim, int) or self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be an integer >= 1, got {self.latent_dim!r}: "
+                             f"the code needs at least one unit.")
+        if len(self.input_shape) != 3 or any(s < 1 for s in self.input_shape):
+            raise ValueError(f"input_shape must be (channels, height, width), got {self.input_shape!r}.")
+        if not isinstance(self.tied, bool):
+            raise ValueError(f"tied must be True or False, got {self.tied!r}.")
+        for what in ("activation", "output_activation"):
+            _activation(getattr(self, what), what)
+
+
+_CONFIGS = {"mlp": MLPConfig, "conv": ConvConfig, "linear": LinearConfig,
+            "shallow": ShallowConfig}
+ModelConfig = MLPConfig | ConvConfig | LinearConfig | ShallowConfig
 
 
 @dataclass
@@ -248,6 +280,54 @@ class LinearAutoencoder(Autoencoder):
         return flat.view(-1, *self.config.input_shape)
 
 
+class ShallowAutoencoder(Autoencoder):
+    """The one-hidden-layer autoencoder of chapters 4 and 5 (see `ShallowConfig`).
+
+    `encode(x: (N, C, H, W)) -> h = f(x_flat @ W.T + b): (N, latent_dim)`;
+    `decode(h) -> g(h @ W_dec.T + c)` reshaped to images, where `W_dec` is
+    the decoder's own matrix `(D, latent_dim)` or, with tied weights, `W.T`.
+    `encoder` is an `nn.Sequential` (flatten, linear, activation), so it can
+    be differentiated as a function of the images. Introduced in chapter 4.
+    """
+
+    def __init__(self, config: ShallowConfig) -> None:
+        nn.Module.__init__(self)
+        if not isinstance(config, ShallowConfig):
+            raise TypeError(f"config must be a ShallowConfig, got {type(config).__name__}.")
+        self.config = config
+        d = math.prod(config.input_shape)
+        self.encoder = nn.Sequential(*_drop_identity(
+            [nn.Flatten(), nn.Linear(d, config.latent_dim),
+             _activation(config.activation, "activation")]))
+        self.output = None if config.tied else nn.Linear(config.latent_dim, d)
+        self.output_bias = nn.Parameter(torch.zeros(d)) if config.tied else None
+        self.output_act = _activation(config.output_activation, "output_activation")
+
+    @property
+    def hidden(self) -> nn.Linear:
+        """The encoder's linear layer (`W`, `b`)."""
+        return self.encoder[1]
+
+    @property
+    def encoder_weight(self) -> torch.Tensor:
+        """The encoder matrix `W: (latent_dim, D)`; row j is unit j's filter."""
+        return self.hidden.weight
+
+    @property
+    def decoder_weight(self) -> torch.Tensor:
+        """The decoder matrix `(D, latent_dim)`; with tied weights, `W.T`."""
+        return self.hidden.weight.T if self.config.tied else self.output.weight
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"expected codes of shape (N, {self.latent_dim}), got {tuple(z.shape)}.")
+        if self.config.tied:  # each row z_n is a code h; W.T h for all rows at once is z @ W
+            flat = z @ self.hidden.weight + self.output_bias  # (N, D)
+        else:
+            flat = self.output(z)
+        return self.output_act(flat).view(-1, *self.config.input_shape)
+
+
 def _mlp(cfg: MLPConfig) -> tuple[nn.Sequential, nn.Sequential]:
     n_in = math.prod(cfg.input_shape)
     enc: list[nn.Module] = [nn.Flatten()]
@@ -344,9 +424,20 @@ def config_from_dict(data: dict) -> ModelConfig:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-def from_config(data: dict | ModelConfig) -> Autoencoder:
-    """Build a fresh model (`Autoencoder` or `LinearAutoencoder`) from a config or its dict form."""
+def from_config(data: dict | ModelConfig, seed: int | None = None) -> Autoencoder:
+    """Build a fresh model from a config or its dict form.
+
+    Returns an `Autoencoder`, `LinearAutoencoder` or `ShallowAutoencoder`,
+    as the config says. With `seed`, the initial weights are drawn from a
+    generator seeded with it (the global RNG is left as it was), so the same
+    seed gives the same starting point whatever ran before. Introduced in
+    chapter 1 (`seed` in chapter 4).
+    """
     config = config_from_dict(data) if isinstance(data, dict) else data
-    if isinstance(config, LinearConfig):
-        return LinearAutoencoder(config)
-    return Autoencoder(config)
+    cls = {LinearConfig: LinearAutoencoder, ShallowConfig: ShallowAutoencoder}.get(
+        type(config), Autoencoder)
+    if seed is None:
+        return cls(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(config)

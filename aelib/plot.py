@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 
 def use_book_style() -> None:
@@ -147,6 +148,92 @@ def tracked(histories: dict[str, dict], panels: dict[str, str], logy: Sequence[s
         if key in logy:
             ax.set_yscale("log")
     axes[0][0].legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def tradeoff(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str,
+             points: dict[str, tuple[float, float]] | None = None, logx: bool = False,
+             logy: bool = False, ax: plt.Axes | None = None) -> plt.Figure:
+    """Trade-off curves: each series `{label: (xs, ys)}` is one run per point, joined in order.
+
+    Used for a penalty weight swept from weak to strong, with one measure on
+    each axis (say reconstruction error against sparsity). `points` are
+    single reference runs `{label: (x, y)}`, drawn as stars. Draws on `ax`
+    if given. Introduced in chapter 4.
+    """
+    fig, ax = (plt.subplots(figsize=(6.4, 3.8)) if ax is None else (ax.figure, ax))
+    for label, (xs, ys) in series.items():
+        if len(xs) != len(ys):
+            raise ValueError(f"series {label!r} has {len(xs)} x values but {len(ys)} y values.")
+        line = ax.plot(xs, ys, marker="o", label=label)[0]
+        if len(xs) > 1:  # an arrow on the last segment shows the direction of a stronger penalty
+            ax.annotate("", xy=(xs[-1], ys[-1]), xytext=(xs[-2], ys[-2]),
+                        arrowprops={"arrowstyle": "->", "color": line.get_color(), "lw": 1.5})
+    for i, (label, (x, y)) in enumerate((points or {}).items()):
+        ax.plot([x], [y], marker="*", ms=14, ls="none", color=f"C{len(series) + i}", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    for on, axis in ((logx, ax.xaxis), (logy, ax.yaxis)):
+        if on:  # ticks at 1, 2, 5 times powers of ten, written as plain numbers
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FormatStrFormatter("%g"))
+            axis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def activation_profiles(codes: dict[str, torch.Tensor], threshold: float = 0.05) -> plt.Figure:
+    """How each model's code units fire: two panels for codes `{label: h (N, K)}` in [0, 1].
+
+    Left: histogram of all activations (log counts), the sparsity threshold
+    dotted. Right: each unit's lifetime activity (fraction of inputs on
+    which it is >= `threshold`), units sorted from most to least active; a
+    flat line at 1 is a code where every unit is always on, 0 marks dead
+    units. Introduced in chapter 4.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    bins = torch.linspace(0, 1, 41).tolist()
+    for i, (label, h) in enumerate(codes.items()):
+        h = h.detach().float().cpu()
+        left.hist(h.flatten().numpy(), bins=bins, histtype="step", lw=1.6, color=f"C{i}", label=label)
+        life = (h >= threshold).float().mean(dim=0).sort(descending=True).values
+        right.plot(range(1, len(life) + 1), life.numpy(), color=f"C{i}", label=label)
+    left.set_yscale("log")
+    left.axvline(threshold, color="grey", ls=":", lw=1)
+    left.set_xlabel("activation")
+    left.set_ylabel("count (all test codes)")
+    right.set_xlabel("unit (sorted)")
+    right.set_ylabel(f"fraction of inputs with h ≥ {threshold:g}")
+    right.set_ylim(-0.03, 1.03)
+    left.legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def spectra(singular_values: dict[str, torch.Tensor], first: int | None = None) -> plt.Figure:
+    """Median singular value of index i (descending) across examples, one line per model.
+
+    `singular_values: {label: (N, r)}` as from `metrics.jacobian_singular_values`;
+    a band shows the 10th-90th percentile over the N examples. `first`
+    limits the plot to the leading values. Introduced in chapter 5.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for i, (label, sv) in enumerate(singular_values.items()):
+        sv = sv.detach().double().cpu()[:, :first]
+        q = torch.quantile(sv, torch.tensor([0.1, 0.5, 0.9], dtype=sv.dtype), dim=0)
+        idx = range(1, sv.shape[1] + 1)
+        ax.plot(idx, q[1].numpy(), color=f"C{i}", label=label)
+        ax.fill_between(idx, q[0].numpy(), q[2].numpy(), color=f"C{i}", alpha=0.2, lw=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("index i of the singular value (largest first)")
+    ax.set_ylabel("singular value of dh/dx")
+    ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
 
