@@ -33,12 +33,20 @@ def _activation(name: str | None, what: str) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
-def _check_common(cfg: MLPConfig | ConvConfig) -> None:
+def _check_sizes(cfg: object) -> None:
+    """Normalise `input_shape` to ints and check it and `latent_dim` (every config has both)."""
+    object.__setattr__(cfg, "input_shape", tuple(int(s) for s in cfg.input_shape))
     if not isinstance(cfg.latent_dim, int) or cfg.latent_dim < 1:
         raise ValueError(f"latent_dim must be an integer >= 1, got {cfg.latent_dim!r}: "
                          f"the code needs at least one unit.")
-    if len(cfg.input_shape) != 3 or any(int(s) < 1 for s in cfg.input_shape):
+    if len(cfg.input_shape) != 3 or any(s < 1 for s in cfg.input_shape):
         raise ValueError(f"input_shape must be (channels, height, width), got {cfg.input_shape!r}.")
+    if not isinstance(getattr(cfg, "tied", False), bool):
+        raise ValueError(f"tied must be True or False, got {cfg.tied!r}.")
+
+
+def _check_common(cfg: MLPConfig | ConvConfig) -> None:
+    _check_sizes(cfg)
     for what in ("activation", "code_activation", "output_activation"):
         _activation(getattr(cfg, what), what)
 
@@ -67,7 +75,6 @@ class MLPConfig:
         if self.decoder_hidden_dims is not None:
             object.__setattr__(self, "decoder_hidden_dims",
                                tuple(int(h) for h in self.decoder_hidden_dims))
-        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
         _check_common(self)
         if any(h < 1 for h in (*self.hidden_dims, *(self.decoder_hidden_dims or ()))):
             raise ValueError(f"hidden layer sizes must be >= 1, got {self.hidden_dims!r}.")
@@ -93,7 +100,6 @@ class ConvConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
         _check_common(self)
         if not self.channels or any(c < 1 for c in self.channels):
             raise ValueError(f"channels must be a non-empty tuple of sizes >= 1, got {self.channels!r}.")
@@ -120,18 +126,11 @@ class LinearConfig:
     input_shape: tuple[int, int, int] = (1, 28, 28)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
-        if not isinstance(self.latent_dim, int) or self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be an integer >= 1, got {self.latent_dim!r}: "
-                             f"the code needs at least one unit.")
-        if len(self.input_shape) != 3 or any(s < 1 for s in self.input_shape):
-            raise ValueError(f"input_shape must be (channels, height, width), got {self.input_shape!r}.")
+        _check_sizes(self)
         if self.latent_dim > math.prod(self.input_shape):
             raise ValueError(f"latent_dim={self.latent_dim} exceeds the number of input values "
                              f"({math.prod(self.input_shape)}); a linear code cannot be larger "
                              f"than its input.")
-        if not isinstance(self.tied, bool):
-            raise ValueError(f"tied must be True or False, got {self.tied!r}.")
 
 
 @dataclass(frozen=True)
@@ -154,14 +153,7 @@ class ShallowConfig:
     input_shape: tuple[int, int, int] = (1, 28, 28)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
-        if not isinstance(self.latent_dim, int) or self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be an integer >= 1, got {self.latent_dim!r}: "
-                             f"the code needs at least one unit.")
-        if len(self.input_shape) != 3 or any(s < 1 for s in self.input_shape):
-            raise ValueError(f"input_shape must be (channels, height, width), got {self.input_shape!r}.")
-        if not isinstance(self.tied, bool):
-            raise ValueError(f"tied must be True or False, got {self.tied!r}.")
+        _check_sizes(self)
         for what in ("activation", "output_activation"):
             _activation(getattr(self, what), what)
 
