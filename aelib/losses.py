@@ -89,14 +89,18 @@ def reconstruction_loss(name: str) -> Callable[..., torch.Tensor]:
     return RECONSTRUCTION_LOSSES[name]
 
 
+def _weight_matrices(model: nn.Module, name: str) -> list[torch.Tensor]:
+    weights = [p for p in model.parameters() if p.dim() >= 2]
+    if not weights:
+        raise ValueError(f"{name}: the model has no weight matrices (no parameter with 2+ dimensions).")
+    return weights
+
+
 def weight_l2(model: nn.Module) -> torch.Tensor:
     """Sum of squares of every weight matrix of `model` (parameters with 2 or more
     dimensions; biases are left out). A 0-dim tensor. Introduced in chapter 2.
     """
-    weights = [p for p in model.parameters() if p.dim() >= 2]
-    if not weights:
-        raise ValueError("weight_l2: the model has no weight matrices (no parameter with 2+ dimensions).")
-    return torch.stack([w.square().sum() for w in weights]).sum()
+    return torch.stack([w.square().sum() for w in _weight_matrices(model, "weight_l2")]).sum()
 
 
 def weight_l1(model: nn.Module) -> torch.Tensor:
@@ -105,10 +109,7 @@ def weight_l1(model: nn.Module) -> torch.Tensor:
     A 0-dim tensor; the L1 half of Keras' `L1L2` weight regulariser, which
     the sparse-named source uses (erratum 2). Introduced in chapter 4.
     """
-    weights = [p for p in model.parameters() if p.dim() >= 2]
-    if not weights:
-        raise ValueError("weight_l1: the model has no weight matrices (no parameter with 2+ dimensions).")
-    return torch.stack([w.abs().sum() for w in weights]).sum()
+    return torch.stack([w.abs().sum() for w in _weight_matrices(model, "weight_l1")]).sum()
 
 
 def reconstruction_objective(loss: str = "mse", weight_decay: float = 0.0,
@@ -122,8 +123,9 @@ def reconstruction_objective(loss: str = "mse", weight_decay: float = 0.0,
     over elements, this equals a penalty of `weight_decay * N * D` on a
     summed squared error. `weight_l1_penalty > 0` adds
     `weight_l1_penalty * weight_l1(model)` as well (part "weight_l1"; both
-    together are Keras' `L1L2` regulariser). Parts hold the unweighted sums. The function carries a `cache_key` so that
-    `load_or_fit` can tell objectives apart. Introduced in chapter 1
+    together are Keras' `L1L2` regulariser). Parts hold the unweighted
+    sums. The function carries a `cache_key` so that `load_or_fit` can
+    tell objectives apart. Introduced in chapter 1
     (`weight_decay` in chapter 2, `weight_l1_penalty` in chapter 4).
     """
     fn = reconstruction_loss(loss)
@@ -274,8 +276,17 @@ def sigmoid_jacobian_norm(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor
     return (h * (1 - h)).square() @ weight.square().sum(dim=1)
 
 
-def _encoder_fn(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor]):
-    return encoder.encode if hasattr(encoder, "encode") else encoder
+def _codes_of(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+              name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(x, h)`: a copy of `x` that requires gradients, and the codes computed from it."""
+    fn = encoder.encode if hasattr(encoder, "encode") else encoder
+    x = x.detach().requires_grad_(True)
+    h = fn(x)
+    _check_codes(h, name)
+    if h.shape[0] != x.shape[0]:
+        raise ValueError(f"{name}: the encoder returned {h.shape[0]} codes for {x.shape[0]} "
+                         f"inputs; it must map (N, ...) to (N, K).")
+    return x, h
 
 
 def encoder_jacobian(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
@@ -289,13 +300,7 @@ def encoder_jacobian(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor]
     batch); with `create_graph=True` the result can itself be
     differentiated, for training. Introduced in chapter 5.
     """
-    fn = _encoder_fn(encoder)
-    x = x.detach().requires_grad_(True)
-    h = fn(x)
-    _check_codes(h, "encoder_jacobian")
-    if h.shape[0] != x.shape[0]:
-        raise ValueError(f"encoder_jacobian: the encoder returned {h.shape[0]} codes for "
-                         f"{x.shape[0]} inputs; it must map (N, ...) to (N, K).")
+    x, h = _codes_of(encoder, x, "encoder_jacobian")
     rows = []
     for j in range(h.shape[1]):
         (g,) = torch.autograd.grad(h[:, j].sum(), x, create_graph=create_graph, retain_graph=True)
@@ -345,9 +350,7 @@ def contractive_penalty(model: nn.Module | Callable[[torch.Tensor], torch.Tensor
         return encoder_jacobian(model, x, create_graph=True).square().sum(dim=(1, 2))
     if not isinstance(n_projections, int) or n_projections < 1:
         raise ValueError(f"n_projections must be an integer >= 1, got {n_projections!r}.")
-    x = x.detach().requires_grad_(True)
-    h = _encoder_fn(model)(x)
-    _check_codes(h, "contractive_penalty")
+    x, h = _codes_of(model, x, "contractive_penalty")
     total = torch.zeros(len(x), device=x.device, dtype=h.dtype)
     for _ in range(n_projections):
         v = torch.randn(h.shape, generator=generator, device="cpu", dtype=h.dtype).to(h.device)

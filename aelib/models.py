@@ -1,8 +1,8 @@
 """Autoencoder models: MLP and convolutional encoders/decoders.
 
 Every model is built from a small frozen config (`MLPConfig`, `ConvConfig`,
-`LinearConfig`, `ShallowConfig`), has `encode(x) -> z`, `decode(z) -> x_hat` and `forward(x) -> AEOutput`, and
-holds no training logic. `reference_s0()` and `reference_s1()` rebuild the two
+`LinearConfig`, `ShallowConfig`), has `encode(x) -> z`, `decode(z) -> x_hat`
+and `forward(x) -> AEOutput`, and holds no training logic. `reference_s0()` and `reference_s1()` rebuild the two
 reference models of the source tutorials exactly. Introduced in chapter 1.
 """
 
@@ -213,6 +213,10 @@ class Autoencoder(nn.Module):
         if x.shape[0] == 0:
             raise ValueError("got an empty batch (0 images); pass at least one image.")
 
+    def _check_code(self, z: torch.Tensor) -> None:
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"expected codes of shape (N, {self.latent_dim}), got {tuple(z.shape)}.")
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Map images `x: (N, C, H, W)` to codes `z: (N, latent_dim)`."""
         self._check_input(x)
@@ -220,8 +224,7 @@ class Autoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Map codes `z: (N, latent_dim)` to reconstructions `(N, C, H, W)`."""
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"expected codes of shape (N, {self.latent_dim}), got {tuple(z.shape)}.")
+        self._check_code(z)
         return self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> AEOutput:
@@ -266,8 +269,7 @@ class LinearAutoencoder(Autoencoder):
         return (x.flatten(1) - self.mean) @ self.encoder.weight.T  # (N, latent_dim)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"expected codes of shape (N, {self.latent_dim}), got {tuple(z.shape)}.")
+        self._check_code(z)
         flat = z @ self.decoder_weight.T + self.mean  # (N, D)
         return flat.view(-1, *self.config.input_shape)
 
@@ -311,8 +313,7 @@ class ShallowAutoencoder(Autoencoder):
         return self.hidden.weight.T if self.config.tied else self.output.weight
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"expected codes of shape (N, {self.latent_dim}), got {tuple(z.shape)}.")
+        self._check_code(z)
         if self.config.tied:  # each row z_n is a code h; W.T h for all rows at once is z @ W
             flat = z @ self.hidden.weight + self.output_bias  # (N, D)
         else:

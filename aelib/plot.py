@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
+from . import metrics
+
 
 def use_book_style() -> None:
     """The book's figure style (readable fonts, light grid). Call once per notebook."""
@@ -174,12 +176,9 @@ def tradeoff(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel:
         ax.plot([x], [y], marker="*", ms=14, ls="none", color=f"C{len(series) + i}", label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    for on, axis in ((logx, ax.xaxis), (logy, ax.yaxis)):
+    for on, axis, set_scale in ((logx, ax.xaxis, ax.set_xscale), (logy, ax.yaxis, ax.set_yscale)):
         if on:  # ticks at 1, 2, 5 times powers of ten, written as plain numbers
+            set_scale("log")
             axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             axis.set_major_formatter(FormatStrFormatter("%g"))
             axis.set_minor_formatter(NullFormatter())
@@ -202,7 +201,7 @@ def activation_profiles(codes: dict[str, torch.Tensor], threshold: float = 0.05)
     for i, (label, h) in enumerate(codes.items()):
         h = h.detach().float().cpu()
         left.hist(h.flatten().numpy(), bins=bins, histtype="step", lw=1.6, color=f"C{i}", label=label)
-        life = (h >= threshold).float().mean(dim=0).sort(descending=True).values
+        life = metrics.sparsity_stats(h, threshold)["lifetime"].sort(descending=True).values
         right.plot(range(1, len(life) + 1), life.numpy(), color=f"C{i}", label=label)
     left.set_yscale("log")
     left.axvline(threshold, color="grey", ls=":", lw=1)
