@@ -8,6 +8,7 @@ serves every model. Introduced in chapter 1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -387,4 +388,94 @@ def contractive_objective(weight: float, method: str = "sigmoid", loss: str = "m
     objective.cache_key = (  # type: ignore[attr-defined]
         f"contractive(weight={float(weight)!r}, method={method!r}, loss={loss!r})")
     objective.__name__ = f"contractive_{method}_{loss}"
+    return objective
+
+
+# ----------------------------------------------------------------- variational (chapter 6)
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, per_unit: bool = False) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats, in closed form.
+
+    `mu, logvar: (N, K)`. Per unit the divergence is `(mu**2 + exp(logvar)
+    - 1 - logvar) / 2`; returns `(N, K)` with `per_unit=True`, else the sum
+    over units, `(N,)`. A unit whose KL is near zero for every input
+    carries no information about the input (posterior collapse).
+    Introduced in chapter 6.
+    """
+    _check_codes(mu, "gaussian_kl")
+    if not isinstance(logvar, torch.Tensor) or logvar.shape != mu.shape:
+        got = tuple(logvar.shape) if isinstance(logvar, torch.Tensor) else type(logvar).__name__
+        raise ValueError(f"gaussian_kl: logvar must have mu's shape {tuple(mu.shape)}, got {got}.")
+    kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)  # (N, K)
+    return kl if per_unit else kl.sum(dim=1)
+
+
+def log_likelihood(x_hat: torch.Tensor, x: torch.Tensor, likelihood: str = "bernoulli",
+                   sigma: float = 0.1) -> torch.Tensor:
+    """log p(x|z) per example in nats, summed over pixels: `(N, ...) , (N, ...) -> (N,)`.
+
+    `x_hat` is the decoder's output for one code per image. 'bernoulli':
+    `sum x log x_hat + (1 - x) log(1 - x_hat)` (minus the summed binary
+    cross-entropy; for grey levels in [0, 1] this is the usual convention,
+    not a normalised density). 'gaussian': log N(x; x_hat, sigma**2 I) =
+    `-||x - x_hat||**2 / (2 sigma**2) - D/2 log(2 pi sigma**2)`.
+    Introduced in chapter 6.
+    """
+    if likelihood == "bernoulli":
+        return -bce(x_hat, x, reduction="none").flatten(1).sum(dim=1)
+    if likelihood == "gaussian":
+        if not sigma > 0:
+            raise ValueError(f"log_likelihood: sigma must be > 0, got {sigma!r}.")
+        sq = mse(x_hat, x, reduction="none").flatten(1)
+        return -0.5 * sq.sum(dim=1) / sigma**2 - 0.5 * sq.shape[1] * math.log(2 * math.pi * sigma**2)
+    raise ValueError(f"log_likelihood: likelihood={likelihood!r} is unknown; use 'bernoulli' or "
+                     f"'gaussian'.")
+
+
+def negative_elbo(x_hat: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                  beta: float = 1.0, likelihood: str = "bernoulli",
+                  sigma: float = 0.1) -> dict[str, torch.Tensor]:
+    """The negative ELBO per example, in nats, with its parts.
+
+    `x_hat`: decoder output for one sample `z ~ q(z|x)` per image, `x`
+    the images `(N, C, H, W)`, `mu, logvar: (N, K)`. Returns
+    `{"loss": recon + beta * kl, "recon": -log p(x|z), "kl": KL(q(z|x) ||
+    N(0, I))}`, each `(N,)`. With `beta = 1` the loss is the negative
+    evidence lower bound, an upper bound on -log p(x) (in expectation over
+    z); `beta != 1` gives the beta-VAE objective. Introduced in chapter 6.
+    """
+    if not (isinstance(beta, (int, float)) and beta >= 0):
+        raise ValueError(f"negative_elbo: beta must be a number >= 0, got {beta!r}.")
+    recon = -log_likelihood(x_hat, x, likelihood, sigma)
+    kl = gaussian_kl(mu, logvar)
+    if recon.shape != kl.shape:
+        raise ValueError(f"negative_elbo: {recon.shape[0]} images but {kl.shape[0]} codes.")
+    return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
+
+
+def vae_objective(beta: float = 1.0) -> Objective:
+    """Objective of a VAE: the negative ELBO (`negative_elbo`) averaged over the batch.
+
+    Draws one `z` per image (`model(x)`, reparameterised, from the global
+    RNG that `fit` checkpoints) and uses the model's own likelihood
+    (`model.config.likelihood`, `model.config.sigma`). Returns
+    `objective(model, x) -> (loss, {"recon", "kl"})`, all in nats per
+    image, so `fit`'s history reads directly as nats. Introduced in
+    chapter 6.
+    """
+    negative_elbo(torch.full((1, 1), 0.5), torch.full((1, 1), 0.5), torch.zeros(1, 1),
+                  torch.zeros(1, 1), beta)  # validate beta now, before training
+
+    def objective(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = model(x)
+        if out.mu is None or out.logvar is None:
+            raise TypeError("vae_objective needs a model whose output has mu and logvar (a VAE); "
+                            "use reconstruction_objective for a plain autoencoder.")
+        cfg = model.config
+        parts = negative_elbo(out.x_hat, x, out.mu, out.logvar, beta, cfg.likelihood, cfg.sigma)
+        return parts["loss"].mean(), {"recon": parts["recon"].mean().detach(),
+                                      "kl": parts["kl"].mean().detach()}
+
+    objective.cache_key = f"vae(beta={float(beta)!r})"  # type: ignore[attr-defined]
+    objective.__name__ = "vae"
     return objective

@@ -5,6 +5,7 @@ Introduced in chapter 1 (per-image error, PSNR, batched evaluation).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -213,3 +214,232 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
     clf.fit(train_features.detach().cpu().double().numpy(), train_labels.cpu().numpy())
     return float(clf.score(test_features.detach().cpu().double().numpy(), test_labels.cpu().numpy()))
+
+
+# ----------------------------------------------------------------- variational (chapter 6)
+
+def _vae_parts(model: nn.Module, name: str) -> tuple[str, float]:
+    cfg = getattr(model, "config", None)
+    if not hasattr(model, "encode_distribution") or not hasattr(cfg, "likelihood"):
+        raise TypeError(f"{name} needs a VAE (a model with encode_distribution and a likelihood), "
+                        f"got {type(model).__name__}.")
+    return cfg.likelihood, cfg.sigma
+
+
+def _image_chunks(model: nn.Module, x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    device = next(model.parameters()).device
+    for i in range(0, len(x), batch_size):
+        yield x[i:i + batch_size].to(device)
+
+
+@torch.no_grad()
+def elbo(model: nn.Module, x: torch.Tensor, n_samples: int = 1, beta: float = 1.0,
+         generator: torch.Generator | None = None, batch_size: int = 512) -> dict[str, torch.Tensor]:
+    """Negative ELBO of a VAE per image, in nats, with its parts: `{"loss", "recon", "kl"}`, each `(N,)`.
+
+    `x: (N, C, H, W)`. The KL part is exact (closed form); the
+    reconstruction part `-log p(x|z)` is averaged over `n_samples` draws
+    `z ~ q(z|x)` (from `generator`, if given). With `n_samples=1` the mean
+    of "loss" over a test set is the test loss PyTorch's VAE example
+    prints. Evaluation mode; results on the CPU. Introduced in chapter 6.
+    """
+    likelihood, sigma = _vae_parts(model, "elbo")
+    if not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}.")
+    out: dict[str, list[torch.Tensor]] = {"recon": [], "kl": []}
+    with evaluation_mode(model):
+        for xb in _image_chunks(model, x, batch_size):
+            mu, logvar = model.encode_distribution(xb)
+            recon = torch.zeros(len(xb), device=xb.device)
+            for _ in range(n_samples):
+                x_hat = model.decode(model.reparameterize(mu, logvar, generator))
+                recon -= losses.log_likelihood(x_hat, xb, likelihood, sigma)
+            out["recon"].append((recon / n_samples).cpu())
+            out["kl"].append(losses.gaussian_kl(mu, logvar).cpu())
+    recon, kl = torch.cat(out["recon"]), torch.cat(out["kl"])
+    return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
+
+
+def _normal_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
+    return -0.5 * ((z - mu).square() / logvar.exp() + logvar + math.log(2 * math.pi)).sum(dim=-1)
+
+
+@torch.no_grad()
+def iwae_log_likelihood(model: nn.Module, x: torch.Tensor, k: int, batch_size: int = 64,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """Importance-weighted estimate of log p(x) per image, in nats: `(N,)`.
+
+    `log p(x) ~ logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log k`
+    with `z_1..z_k ~ q(z|x)` (Burda, Grosse & Salakhutdinov 2016). In
+    expectation it is a lower bound on log p(x) that never decreases as `k`
+    grows; `k=1` is a (single-sample) ELBO, and as `k -> inf` it tends to
+    log p(x). `x: (N, C, H, W)` is processed `batch_size` images at a time,
+    each with `k` decoder passes (memory grows with `batch_size * k`).
+    Evaluation mode; results on the CPU. Introduced in chapter 6.
+    """
+    likelihood, sigma = _vae_parts(model, "iwae_log_likelihood")
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an integer >= 1 (the number of importance samples), got {k!r}.")
+    parts = []
+    with evaluation_mode(model):
+        for xb in _image_chunks(model, x, batch_size):
+            mu, logvar = model.encode_distribution(xb)  # (b, K) each
+            b = len(xb)
+            mu_k, logvar_k = mu.repeat(k, 1), logvar.repeat(k, 1)  # (k * b, K), sample-major
+            z = model.reparameterize(mu_k, logvar_k, generator)
+            log_px_z = losses.log_likelihood(model.decode(z), xb.repeat(k, 1, 1, 1), likelihood, sigma)
+            log_pz = _normal_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
+            log_qz = _normal_log_prob(z, mu_k, logvar_k)
+            log_w = (log_px_z + log_pz - log_qz).view(k, b)
+            parts.append((torch.logsumexp(log_w, dim=0) - math.log(k)).cpu())
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def kl_per_unit(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Mean KL(q(z_j|x) || N(0, 1)) of each latent unit over the images `x`: `(K,)`, in nats.
+
+    A unit whose mean KL is near zero has a posterior equal to the prior
+    for every input: it is ignored by the decoder ("inactive", or
+    collapsed). Introduced in chapter 6.
+    """
+    _vae_parts(model, "kl_per_unit")
+    with evaluation_mode(model):
+        kl = [losses.gaussian_kl(*model.encode_distribution(xb), per_unit=True).cpu()
+              for xb in _image_chunks(model, x, batch_size)]
+    return torch.cat(kl).mean(dim=0)
+
+
+def active_units(kl: torch.Tensor, threshold: float = 0.01) -> int:
+    """Number of latent units whose mean KL (`kl_per_unit`) exceeds `threshold` nats."""
+    return int((kl > threshold).sum())
+
+
+def fit_gaussian(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean `(K,)` and covariance `(K, K)` of codes `z: (N, K)` (maximum likelihood, float64)."""
+    losses._check_codes(z, "fit_gaussian")
+    z = z.detach().double().cpu()
+    mean = z.mean(dim=0)
+    centred = z - mean
+    return mean, centred.T @ centred / len(z)
+
+
+def sample_gaussian(mean: torch.Tensor, cov: torch.Tensor, n: int,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """`n` draws from N(mean, cov): `(n, K)` float32 on the CPU.
+
+    Uses the Cholesky factor of `cov` (a tiny multiple of the identity is
+    added if `cov` is singular). Introduced in chapter 6, to sample codes
+    of a plain autoencoder from a Gaussian fitted to its own codes.
+    """
+    k = mean.shape[0]
+    cov = cov.double().cpu()
+    jitter = 1e-9 * float(cov.diagonal().mean().clamp_min(1e-12))
+    factor, info = torch.linalg.cholesky_ex(cov)
+    if info:
+        factor = torch.linalg.cholesky(cov + jitter * torch.eye(k, dtype=cov.dtype))
+    eps = torch.randn(n, k, generator=generator, dtype=torch.float64)
+    return (mean.double().cpu() + eps @ factor.T).float()
+
+
+def nearest_distance(x: torch.Tensor, reference: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Euclidean pixel distance from each image of `x` to its nearest image in `reference`: `(N,)`.
+
+    Both `(N, C, H, W)` (or any `(N, ...)` with matching sizes). Introduced in
+    chapter 6, to ask whether generated images look like training images.
+    """
+    ref = reference.flatten(1).float().cpu()
+    flat = x.flatten(1).float().cpu()
+    if flat.shape[1] != ref.shape[1]:
+        raise ValueError(f"nearest_distance: images of {flat.shape[1]} values vs reference of "
+                         f"{ref.shape[1]}.")
+    return torch.cat([torch.cdist(flat[i:i + batch_size], ref).amin(dim=1)
+                      for i in range(0, len(flat), batch_size)])
+
+
+def bernoulli_entropy(x: torch.Tensor) -> torch.Tensor:
+    """Summed entropy `-sum [x log x + (1 - x) log(1 - x)]` of each image `x: (N, ...)` in [0, 1], in nats: `(N,)`.
+
+    The binary cross-entropy of `x_hat` against grey levels `x` is never
+    below this value (it is reached at `x_hat = x`), so it is the floor of
+    a Bernoulli decoder's reconstruction term: zero for binary images,
+    large for images with many grey pixels. Introduced in chapter 6.
+    """
+    return losses.bce(x, x, reduction="none").flatten(1).sum(dim=1)
+
+
+class DigitClassifier:
+    """A small neural-network digit classifier on raw pixels, used as a judge of generated images.
+
+    `DigitClassifier(x_train, y_train)` fits scikit-learn's `MLPClassifier`
+    (one hidden layer of `hidden` ReLU units, Adam, fixed `seed`) on
+    images `(N, C, H, W)` and labels `(N,)`. `proba(x) -> (N, classes)`;
+    `confidence(x) -> (N,)` is the largest class probability: high for
+    images that look like some digit, low for images that look like none.
+    `features(x) -> (N, hidden)` are the hidden-layer activations, for
+    `frechet_distance`. A network's confidence alone is a poor judge: it is
+    often near 1 on images that look like nothing (uniform noise, say).
+    Introduced in chapter 6.
+    """
+
+    def __init__(self, x_train: torch.Tensor, y_train: torch.Tensor, hidden: int = 256,
+                 seed: int = 0, max_iter: int = 200) -> None:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+
+        if x_train.dim() < 2 or y_train.dim() != 1 or len(x_train) != len(y_train):
+            raise ValueError(f"DigitClassifier needs images (N, ...) and labels (N,), got "
+                             f"{tuple(x_train.shape)} and {tuple(y_train.shape)}.")
+        self.clf = MLPClassifier(hidden_layer_sizes=(hidden,), max_iter=max_iter, random_state=seed)
+        with warnings.catch_warnings():  # a capped run is fine for a judge; its accuracy is reported
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.clf.fit(x_train.flatten(1).cpu().double().numpy(), y_train.cpu().numpy())
+
+    def proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities `(N, classes)` of the images `x: (N, C, H, W)`."""
+        return torch.from_numpy(self.clf.predict_proba(x.detach().flatten(1).cpu().double().numpy()))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden-layer activations `relu(x W + b)`: `(N, hidden)`, float64."""
+        weight, bias = self.clf.coefs_[0], self.clf.intercepts_[0]
+        flat = x.detach().flatten(1).cpu().double().numpy()
+        return torch.from_numpy(flat @ weight + bias).clamp_min(0)
+
+    def confidence(self, x: torch.Tensor) -> torch.Tensor:
+        """Largest class probability of each image: `(N,)`."""
+        return self.proba(x).amax(dim=1)
+
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Fraction of images `x` whose most probable class is the label `y`."""
+        return float((self.proba(x).argmax(dim=1) == y.cpu()).double().mean())
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two sets of features `a: (N, F)`, `b: (M, F)`.
+
+    `||mu_a - mu_b||**2 + tr(C_a + C_b - 2 (C_a C_b)**(1/2))`, the squared
+    2-Wasserstein distance of the two fitted Gaussians. On the features of
+    an image classifier it scores a set of generated images against real
+    ones, both their quality and their variety (the FID of GAN papers uses
+    an ImageNet network's features; the book uses `DigitClassifier`'s).
+    Lower is better; it is biased upwards for small sets, so compare sets
+    of equal size. Introduced in chapter 6.
+    """
+    for name, f in (("a", a), ("b", b)):
+        if f.dim() != 2 or len(f) < 2:
+            raise ValueError(f"frechet_distance: {name} must be features (N, F) with N >= 2, got "
+                             f"{tuple(f.shape)}.")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"frechet_distance: feature widths differ ({a.shape[1]} vs {b.shape[1]}).")
+    (mu_a, cov_a), (mu_b, cov_b) = fit_gaussian(a), fit_gaussian(b)
+    # tr (C_a C_b)^(1/2) = tr (S C_b S)^(1/2) with S = C_a^(1/2): a symmetric PSD matrix,
+    # so eigh is stable even when dead ReLU features make the covariances singular
+    vals, vecs = torch.linalg.eigh(cov_a)
+    root_a = vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+    trace_root = float(torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp_min(0).sqrt().sum())
+    return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace()) - 2 * trace_root

@@ -2,8 +2,10 @@
 
 Every model is built from a small frozen config (`MLPConfig`, `ConvConfig`,
 `LinearConfig`, `ShallowConfig`), has `encode(x) -> z`, `decode(z) -> x_hat`
-and `forward(x) -> AEOutput`, and holds no training logic. `reference_s0()` and `reference_s1()` rebuild the two
-reference models of the source tutorials exactly. Introduced in chapter 1.
+and `forward(x) -> AEOutput`, and holds no training logic. `VAEConfig` /
+`VAE` add a Gaussian encoder and sampling (chapter 6). `reference_s0()` and
+`reference_s1()` rebuild the two reference models of the source tutorials
+exactly. Introduced in chapter 1.
 """
 
 from __future__ import annotations
@@ -158,9 +160,60 @@ class ShallowConfig:
             _activation(getattr(self, what), what)
 
 
+#: Decoder likelihoods p(x|z) a VAE can have (see `losses.log_likelihood`).
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """A variational autoencoder with a Gaussian encoder q(z|x) = N(mu, diag(exp(logvar))).
+
+    `arch='mlp'`: encoder input -> `hidden_dims` -> (mu, logvar), decoder
+    `latent_dim` -> reversed `hidden_dims` -> input, as `MLPConfig`;
+    `arch='conv'`: the conv blocks of `ConvConfig` with `channels`. The
+    encoder's last linear layer has `2 * latent_dim` outputs, split into
+    `mu` and `logvar`. `likelihood` is the decoder's p(x|z): 'bernoulli'
+    (sigmoid output, binary cross-entropy; the usual choice for MNIST
+    pixels in [0, 1]) or 'gaussian' (sigmoid mean, fixed standard
+    deviation `sigma`; squared error). `VAEConfig(latent_dim=20,
+    hidden_dims=(400,))` is the PyTorch examples' VAE. Introduced in
+    chapter 6.
+    """
+
+    latent_dim: int = 20
+    arch: str = "mlp"
+    hidden_dims: tuple[int, ...] = (400,)
+    channels: tuple[int, ...] = (32, 64)
+    activation: str = "relu"
+    likelihood: str = "bernoulli"
+    sigma: float = 0.1
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        _check_sizes(self)
+        if self.arch not in ("mlp", "conv"):
+            raise ValueError(f"arch={self.arch!r} is unknown; use 'mlp' or 'conv'.")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood={self.likelihood!r} is unknown; use one of {LIKELIHOODS}.")
+        if not (isinstance(self.sigma, (int, float)) and self.sigma > 0):
+            raise ValueError(f"sigma must be a positive number (the Gaussian decoder's standard "
+                             f"deviation), got {self.sigma!r}.")
+        self.body(self.latent_dim)  # validates sizes and activation now
+
+    def body(self, latent_dim: int) -> MLPConfig | ConvConfig:
+        """The plain-autoencoder config whose layers this VAE reuses, with code size `latent_dim`."""
+        if self.arch == "mlp":
+            return MLPConfig(latent_dim=latent_dim, hidden_dims=self.hidden_dims,
+                             activation=self.activation, input_shape=self.input_shape)
+        return ConvConfig(latent_dim=latent_dim, channels=self.channels,
+                          activation=self.activation, input_shape=self.input_shape)
+
+
 _CONFIGS = {"mlp": MLPConfig, "conv": ConvConfig, "linear": LinearConfig,
-            "shallow": ShallowConfig}
-ModelConfig = MLPConfig | ConvConfig | LinearConfig | ShallowConfig
+            "shallow": ShallowConfig, "vae": VAEConfig}
+ModelConfig = MLPConfig | ConvConfig | LinearConfig | ShallowConfig | VAEConfig
 
 
 @dataclass
@@ -321,6 +374,69 @@ class ShallowAutoencoder(Autoencoder):
         return self.output_act(flat).view(-1, *self.config.input_shape)
 
 
+class VAE(Autoencoder):
+    """A variational autoencoder (see `VAEConfig`).
+
+    `encode_distribution(x: (N, C, H, W)) -> (mu, logvar)`, each
+    `(N, latent_dim)`; `encode(x) -> mu` (the posterior mean, a
+    deterministic code for plots and downstream use); `reparameterize(mu,
+    logvar) -> z = mu + exp(logvar / 2) * eps` with `eps ~ N(0, I)`;
+    `decode(z) -> x_hat` in [0, 1] (Bernoulli probabilities or Gaussian
+    means); `forward(x) -> AEOutput(x_hat, z, mu, logvar)` draws one `z` per
+    image, in training and evaluation mode alike (the ELBO needs a sample;
+    use `decode(encode(x))` for a deterministic reconstruction);
+    `sample(n) -> (n, C, H, W)` decodes draws from the prior N(0, I).
+    Introduced in chapter 6.
+    """
+
+    def __init__(self, config: VAEConfig) -> None:
+        nn.Module.__init__(self)
+        if not isinstance(config, VAEConfig):
+            raise TypeError(f"config must be a VAEConfig, got {type(config).__name__}.")
+        self.config = config
+        build = _mlp if config.arch == "mlp" else _conv
+        self.encoder = build(config.body(2 * config.latent_dim))[0]  # -> (N, 2 * latent_dim)
+        self.decoder = build(config.body(config.latent_dim))[1]
+
+    def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parameters of q(z|x): `mu, logvar`, each `(N, latent_dim)`."""
+        self._check_input(x)
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior mean `mu: (N, latent_dim)` of `x: (N, C, H, W)`."""
+        return self.encode_distribution(x)[0]
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """`z = mu + exp(logvar / 2) * eps`, `eps ~ N(0, I)`: a sample that gradients flow through.
+
+        `eps` is drawn on the CPU (from `generator` if given, so that a seed
+        gives the same draw on every device) and moved to `mu`'s device.
+        """
+        if mu.shape != logvar.shape:
+            raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and "
+                             f"{tuple(logvar.shape)}.")
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        mu, logvar = self.encode_distribution(x)  # (N, latent_dim) each
+        z = self.reparameterize(mu, logvar)
+        return AEOutput(x_hat=self.decode(z), z=z, mu=mu, logvar=logvar)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decode `n` codes drawn from the prior N(0, I): images `(n, C, H, W)`."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}.")
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
+        return self.decode(z)
+
+
 def _mlp(cfg: MLPConfig) -> tuple[nn.Sequential, nn.Sequential]:
     n_in = math.prod(cfg.input_shape)
     enc: list[nn.Module] = [nn.Flatten()]
@@ -420,17 +536,60 @@ def config_from_dict(data: dict) -> ModelConfig:
 def from_config(data: dict | ModelConfig, seed: int | None = None) -> Autoencoder:
     """Build a fresh model from a config or its dict form.
 
-    Returns an `Autoencoder`, `LinearAutoencoder` or `ShallowAutoencoder`,
-    as the config says. With `seed`, the initial weights are drawn from a
+    Returns an `Autoencoder`, `LinearAutoencoder`, `ShallowAutoencoder` or
+    `VAE`, as the config says. With `seed`, the initial weights are drawn from a
     generator seeded with it (the global RNG is left as it was), so the same
     seed gives the same starting point whatever ran before. Introduced in
     chapter 1 (`seed` in chapter 4).
     """
     config = config_from_dict(data) if isinstance(data, dict) else data
-    cls = {LinearConfig: LinearAutoencoder, ShallowConfig: ShallowAutoencoder}.get(
+    cls = {LinearConfig: LinearAutoencoder, ShallowConfig: ShallowAutoencoder, VAEConfig: VAE}.get(
         type(config), Autoencoder)
     if seed is None:
         return cls(config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return cls(config)
+
+
+@torch.no_grad()
+def interpolate(model: Autoencoder, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8) -> torch.Tensor:
+    """Decode `steps` evenly spaced points on the line between the codes of two images.
+
+    `x_a, x_b: (1, C, H, W)` (or `(C, H, W)`); the codes are `model.encode`
+    (for a VAE, the posterior means). Returns `(steps, C, H, W)`, the first
+    and last being the reconstructions of `x_a` and `x_b`. Compare with
+    `(1 - t) * x_a + t * x_b`, the same walk in pixel space. Introduced in
+    chapter 6.
+    """
+    if not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps must be an integer >= 2 (the two ends included), got {steps!r}.")
+    device = next(model.parameters()).device
+    shape = tuple(model.config.input_shape)
+    x_a, x_b = (x.reshape(1, *shape).to(device) for x in (x_a, x_b))
+    was_training = model.training
+    model.eval()
+    try:
+        z_a, z_b = model.encode(x_a), model.encode(x_b)  # (1, latent_dim) each
+        t = torch.linspace(0, 1, steps, device=device).unsqueeze(1)  # (steps, 1)
+        return model.decode((1 - t) * z_a + t * z_b).cpu()
+    finally:
+        model.train(was_training)
+
+
+def latent_grid(n: int = 15, coverage: float = 0.9) -> torch.Tensor:
+    """Codes on an `n` x `n` grid over the 2-d standard normal prior: `(n * n, 2)`.
+
+    Each axis runs over the central `coverage` of N(0, 1) in equal steps of
+    probability (Gaussian quantiles), so the grid is denser where the prior
+    puts its mass. Row-major, first coordinate along the columns and the
+    second decreasing down the rows, as a plot with `z2` upwards reads.
+    Introduced in chapter 6.
+    """
+    if not isinstance(n, int) or n < 2 or not 0 < coverage < 1:
+        raise ValueError(f"need an integer n >= 2 and 0 < coverage < 1, got n={n!r}, "
+                         f"coverage={coverage!r}.")
+    lo = (1 - coverage) / 2
+    values = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(lo, 1 - lo, n))
+    z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")
+    return torch.stack([z1.flatten(), z2.flatten()], dim=1)

@@ -7,6 +7,7 @@ chapter 1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -267,3 +268,77 @@ def history_table(history: dict, rows: int = 10, floatfmt: str = ".4f"):
     body = [[epochs[i], history["train"]["loss"][i]] + ([history["val"]["loss"][i]] if has_val else [])
             for i in picks]
     return markdown_table(headers, body, floatfmt)
+
+
+def latent_scatter(z: torch.Tensor, labels: torch.Tensor, title: str | None = None,
+                   ax: plt.Axes | None = None) -> plt.Figure:
+    """2-d codes `z: (N, 2)` as points coloured by their digit `labels: (N,)`.
+
+    Introduced in chapter 6.
+    """
+    z, labels = z.detach().float().cpu(), labels.cpu()
+    if z.dim() != 2 or z.shape[1] != 2 or len(labels) != len(z):
+        raise ValueError(f"latent_scatter needs 2-d codes (N, 2) and N labels, got "
+                         f"{tuple(z.shape)} and {tuple(labels.shape)}.")
+    fig, ax = (plt.subplots(figsize=(5.2, 4.6)) if ax is None else (ax.figure, ax))
+    for c in labels.unique().tolist():
+        pts = z[labels == c]
+        ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.7, color=plt.cm.tab10(int(c) % 10), label=str(c))
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, markerscale=2.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def manifold(images: torch.Tensor, grid: torch.Tensor, ax: plt.Axes | None = None) -> plt.Figure:
+    """The decoded images of a square code grid (`models.latent_grid`) as one picture.
+
+    `images: (n * n, 1, H, W)` decoded from `grid: (n * n, 2)`, row-major as
+    `latent_grid` makes them; the axes show the code values at the first,
+    middle and last images. Introduced in chapter 6.
+    """
+    x = _images(images)
+    n = math.isqrt(len(x))
+    if n * n != len(x) or grid.shape != (len(x), 2):
+        raise ValueError(f"manifold needs n*n images and an (n*n, 2) grid, got {len(x)} images "
+                         f"and a grid of shape {tuple(grid.shape)}.")
+    x = torch.nn.functional.pad(x, (1, 1, 1, 1), value=1.0)  # a white line between tiles
+    h, w = x.shape[1:]
+    mosaic = x.view(n, n, h, w).permute(0, 2, 1, 3).reshape(n * h, n * w)
+    fig, ax = (plt.subplots(figsize=(5.2, 5.2)) if ax is None else (ax.figure, ax))
+    ax.imshow(mosaic.numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.grid(False)
+    ticks = [0, n // 2, n - 1]
+    ax.set_xticks([w * (i + 0.5) for i in ticks], [f"{float(grid[i, 0]):.2f}" for i in ticks])
+    ax.set_yticks([h * (i + 0.5) for i in ticks], [f"{float(grid[i * n, 1]):.2f}" for i in ticks])
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    fig.tight_layout()
+    return fig
+
+
+def bars(values: dict[str, torch.Tensor], ylabel: str, threshold: float | None = None,
+         logy: bool = False) -> plt.Figure:
+    """One panel per entry of `values` (`{title: (K,)}`), its K values as bars, largest first.
+
+    A dotted line marks `threshold` if given. Used for the KL of each latent
+    unit at several beta. Introduced in chapter 6.
+    """
+    fig, axes = plt.subplots(1, len(values), figsize=(2.6 * len(values) + 0.6, 3.0),
+                             sharey=True, squeeze=False)
+    for ax, (title, v) in zip(axes[0], values.items()):
+        v = v.detach().double().cpu().sort(descending=True).values
+        ax.bar(range(1, len(v) + 1), v.numpy(), color="C0")
+        if threshold is not None:
+            ax.axhline(threshold, color="grey", ls=":", lw=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("unit (sorted)")
+        if logy:
+            ax.set_yscale("log")
+    axes[0][0].set_ylabel(ylabel)
+    fig.tight_layout()
+    return fig

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -27,6 +28,9 @@ from .data import Dataset, batch_indices
 from .losses import Objective
 from .metrics import evaluation_mode
 from .models import LinearAutoencoder, config_from_dict, config_to_dict
+
+#: Learning-rate schedules `fit` knows.
+LR_SCHEDULES = ("constant", "cosine")
 
 #: Version of the checkpoint layout; a file with a larger number is refused.
 FORMAT_VERSION = 1
@@ -54,7 +58,8 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
         seed: int | None = None, device: torch.device | str | None = None,
         checkpoint: str | Path | None = None, progress: bool | None = None,
         nan_check_every: int | None = None,
-        track: Callable[[nn.Module], dict[str, float]] | None = None) -> dict[str, Any]:
+        track: Callable[[nn.Module], dict[str, float]] | None = None,
+        lr_schedule: str = "constant") -> dict[str, Any]:
     """Train `model` on `train: (N, ...)` by minimising `objective`; return the history.
 
     Each epoch visits every training example once in a shuffled order drawn
@@ -77,12 +82,19 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     error while training); its values go to `history["track"]` and are
     checkpointed with the rest.
 
+    `lr_schedule='cosine'` lowers the learning rate from `lr` to 0 along a
+    half cosine over all `num_epochs` (set before every step); 'constant'
+    keeps `lr`. A cosine run can only be resumed with the same
+    `num_epochs`, since the schedule depends on it.
+
     Returns `{"epoch": [...], "train": {part: [...]}, "val": {part: [...]},
     "track": {name: [...]}, "seconds": [...]}` with one entry per epoch;
     parts are "loss" plus the objective's named parts. Introduced in
-    chapter 1 (`track` in chapter 2).
+    chapter 1 (`track` in chapter 2, `lr_schedule` in chapter 6).
     """
     _check_fit_args(model, train, val, num_epochs, batch_size, lr)
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule={lr_schedule!r} is unknown; use one of {LR_SCHEDULES}.")
     device = runtime.get_device() if device is None else torch.device(device)
     seed = runtime.get_seed() if seed is None else seed
     progress = runtime.progress_enabled() if progress is None else progress
@@ -97,6 +109,8 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     history: dict[str, Any] = {"epoch": [], "train": {}, "val": {}, "track": {}, "seconds": []}
     settings = {"batch_size": batch_size, "lr": lr, "seed": seed,
                 "optimizer": getattr(make_opt, "__qualname__", repr(make_opt))}
+    if lr_schedule != "constant":  # a schedule depends on the length of the run
+        settings.update(lr_schedule=lr_schedule, num_epochs=num_epochs)
     start_epoch = 0
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists():
@@ -118,6 +132,10 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
         sums: dict[str, torch.Tensor] = {}
         for step, idx in enumerate(batch_indices(len(train), batch_size, generator=generator,
                                                  device=device), start=1):
+            if lr_schedule == "cosine":
+                done = ((epoch - 1) * steps + step - 1) / (num_epochs * steps)
+                for group in opt.param_groups:
+                    group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * done))
             batch = train[idx]
             loss, parts = objective(model, batch)
             if step % nan_check_every == 0 or step == steps:

@@ -78,3 +78,48 @@ def denoising_explorer(models: dict[str, nn.Module], x: torch.Tensor, seed: int 
     level.observe(redraw, names="value")
     redraw()
     return widgets.VBox([widgets.HBox([kind, level]), out])
+
+
+def latent_view(model: nn.Module, z1: float, z2: float) -> torch.Tensor:
+    """The image a 2-d decoder makes from the code `(z1, z2)`: `(C, H, W)` on the CPU.
+
+    The latent explorer's callback, usable (and tested) without widgets.
+    Introduced in chapter 6.
+    """
+    if getattr(model, "latent_dim", None) != 2:
+        raise ValueError(f"latent_view needs a model with a 2-d code, got latent_dim="
+                         f"{getattr(model, 'latent_dim', None)!r}.")
+    device = next(model.parameters()).device
+    with torch.no_grad(), metrics.evaluation_mode(model):
+        return model.decode(torch.tensor([[float(z1), float(z2)]], device=device))[0].cpu()
+
+
+def latent_explorer(model: nn.Module, limit: float = 3.0):
+    """An ipywidgets explorer: two sliders for the code of a 2-d decoder, the decoded image beside.
+
+    Needs a running Jupyter kernel with ipywidgets; returns the widget.
+    Introduced in chapter 6.
+    """
+    try:
+        import ipywidgets as widgets
+    except ImportError as err:  # pragma: no cover - ipywidgets is in the [book] extra
+        raise ImportError("the explorer needs ipywidgets: pip install -e '.[book]'") from err
+    import matplotlib.pyplot as plt
+
+    sliders = [widgets.FloatSlider(value=0.0, min=-limit, max=limit, step=0.05, description=name)
+               for name in ("z1", "z2")]
+    out = widgets.Output()
+
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(2.6, 2.6))
+            ax.imshow(latent_view(model, *(s.value for s in sliders))[0].numpy(), cmap="gray",
+                      vmin=0, vmax=1)
+            ax.set_axis_off()
+            plt.show()
+
+    for s in sliders:
+        s.observe(redraw, names="value")
+    redraw()
+    return widgets.HBox([widgets.VBox(sliders), out])

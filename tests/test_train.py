@@ -167,3 +167,32 @@ def test_epochs_for_steps_and_fit_all():
     hist = train.fit_all("u", {"a": tiny(), "b": tiny()}, d,
                          {"a": OBJ, "b": losses.reconstruction_objective("l1")}, num_epochs=1)
     assert set(hist) == {"a", "b"} and hist["a"]["epoch"] == [1]
+
+
+def test_cosine_schedule_anneals_to_zero_and_resumes_only_with_the_same_length(tmp_path, small):
+    x, v = small
+    seen = []
+
+    def optimizer(params, lr):
+        opt = torch.optim.SGD(params, lr=lr)
+        step = opt.step
+
+        def recording_step(*args, **kwargs):
+            seen.append(opt.param_groups[0]["lr"])
+            return step(*args, **kwargs)
+
+        opt.step = recording_step
+        return opt
+
+    train.fit(tiny(), x, OBJ, num_epochs=2, batch_size=64, lr=0.1, optimizer=optimizer,
+              lr_schedule="cosine")
+    steps = len(seen)
+    assert steps == 8 and seen[0] == pytest.approx(0.1)
+    assert seen[steps // 2] == pytest.approx(0.05)  # half-way down the half cosine
+    assert all(a > b for a, b in zip(seen, seen[1:])) and seen[-1] < 0.01
+    ckpt = tmp_path / "cos.pt"
+    train.fit(tiny(), x, OBJ, num_epochs=1, batch_size=64, lr_schedule="cosine", checkpoint=ckpt)
+    with pytest.raises(train.CheckpointError, match="same settings"):
+        train.fit(tiny(), x, OBJ, num_epochs=2, batch_size=64, lr_schedule="cosine", checkpoint=ckpt)
+    with pytest.raises(ValueError, match="lr_schedule='step' is unknown"):
+        train.fit(tiny(), x, OBJ, lr_schedule="step")
