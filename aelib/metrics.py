@@ -226,14 +226,6 @@ def _vae_parts(model: nn.Module, name: str) -> tuple[str, float]:
     return cfg.likelihood, cfg.sigma
 
 
-def _image_chunks(model: nn.Module, x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
-    device = next(model.parameters()).device
-    for i in range(0, len(x), batch_size):
-        yield x[i:i + batch_size].to(device)
-
-
 @torch.no_grad()
 def elbo(model: nn.Module, x: torch.Tensor, n_samples: int = 1, beta: float = 1.0,
          generator: torch.Generator | None = None, batch_size: int = 512) -> dict[str, torch.Tensor]:
@@ -248,17 +240,15 @@ def elbo(model: nn.Module, x: torch.Tensor, n_samples: int = 1, beta: float = 1.
     likelihood, sigma = _vae_parts(model, "elbo")
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}.")
-    out: dict[str, list[torch.Tensor]] = {"recon": [], "kl": []}
-    with evaluation_mode(model):
-        for xb in _image_chunks(model, x, batch_size):
-            mu, logvar = model.encode_distribution(xb)
-            recon = torch.zeros(len(xb), device=xb.device)
-            for _ in range(n_samples):
-                x_hat = model.decode(model.reparameterize(mu, logvar, generator))
-                recon -= losses.log_likelihood(x_hat, xb, likelihood, sigma)
-            out["recon"].append((recon / n_samples).cpu())
-            out["kl"].append(losses.gaussian_kl(mu, logvar).cpu())
-    recon, kl = torch.cat(out["recon"]), torch.cat(out["kl"])
+
+    def parts(m: nn.Module, xb: torch.Tensor) -> torch.Tensor:  # (b, 2): recon, kl
+        mu, logvar = m.encode_distribution(xb)
+        recon = torch.stack([-losses.log_likelihood(m.decode(m.reparameterize(mu, logvar, generator)),
+                                                     xb, likelihood, sigma)
+                             for _ in range(n_samples)]).mean(dim=0)
+        return torch.stack([recon, losses.gaussian_kl(mu, logvar)], dim=1)
+
+    recon, kl = _batched(model, x, batch_size, parts).cpu().unbind(dim=1)
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
@@ -283,19 +273,18 @@ def iwae_log_likelihood(model: nn.Module, x: torch.Tensor, k: int, batch_size: i
     likelihood, sigma = _vae_parts(model, "iwae_log_likelihood")
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an integer >= 1 (the number of importance samples), got {k!r}.")
-    parts = []
-    with evaluation_mode(model):
-        for xb in _image_chunks(model, x, batch_size):
-            mu, logvar = model.encode_distribution(xb)  # (b, K) each
-            b = len(xb)
-            mu_k, logvar_k = mu.repeat(k, 1), logvar.repeat(k, 1)  # (k * b, K), sample-major
-            z = model.reparameterize(mu_k, logvar_k, generator)
-            log_px_z = losses.log_likelihood(model.decode(z), xb.repeat(k, 1, 1, 1), likelihood, sigma)
-            log_pz = _normal_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
-            log_qz = _normal_log_prob(z, mu_k, logvar_k)
-            log_w = (log_px_z + log_pz - log_qz).view(k, b)
-            parts.append((torch.logsumexp(log_w, dim=0) - math.log(k)).cpu())
-    return torch.cat(parts)
+
+    def estimate(m: nn.Module, xb: torch.Tensor) -> torch.Tensor:  # (b,)
+        mu, logvar = m.encode_distribution(xb)  # (b, K) each
+        mu_k, logvar_k = mu.repeat(k, 1), logvar.repeat(k, 1)  # (k * b, K), sample-major
+        z = m.reparameterize(mu_k, logvar_k, generator)
+        log_px_z = losses.log_likelihood(m.decode(z), xb.repeat(k, 1, 1, 1), likelihood, sigma)
+        log_pz = _normal_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
+        log_qz = _normal_log_prob(z, mu_k, logvar_k)
+        log_w = (log_px_z + log_pz - log_qz).view(k, len(xb))
+        return torch.logsumexp(log_w, dim=0) - math.log(k)
+
+    return _batched(model, x, batch_size, estimate).cpu()
 
 
 @torch.no_grad()
@@ -307,10 +296,9 @@ def kl_per_unit(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> tor
     collapsed). Introduced in chapter 6.
     """
     _vae_parts(model, "kl_per_unit")
-    with evaluation_mode(model):
-        kl = [losses.gaussian_kl(*model.encode_distribution(xb), per_unit=True).cpu()
-              for xb in _image_chunks(model, x, batch_size)]
-    return torch.cat(kl).mean(dim=0)
+    kl = _batched(model, x, batch_size,
+                  lambda m, xb: losses.gaussian_kl(*m.encode_distribution(xb), per_unit=True))
+    return kl.cpu().mean(dim=0)
 
 
 def active_units(kl: torch.Tensor, threshold: float = 0.01) -> int:
