@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from .metrics import evaluation_mode
+
 _ACTIVATIONS = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -567,14 +569,10 @@ def interpolate(model: Autoencoder, x_a: torch.Tensor, x_b: torch.Tensor, steps:
     device = next(model.parameters()).device
     shape = tuple(model.config.input_shape)
     x_a, x_b = (x.reshape(1, *shape).to(device) for x in (x_a, x_b))
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluation_mode(model):
         z_a, z_b = model.encode(x_a), model.encode(x_b)  # (1, latent_dim) each
         t = torch.linspace(0, 1, steps, device=device).unsqueeze(1)  # (steps, 1)
         return model.decode((1 - t) * z_a + t * z_b).cpu()
-    finally:
-        model.train(was_training)
 
 
 def latent_grid(n: int = 15, coverage: float = 0.9) -> torch.Tensor:
