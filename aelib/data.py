@@ -249,6 +249,43 @@ def first_of_each_class(labels: torch.Tensor, num_classes: int | None = None) ->
     return torch.tensor(picks)
 
 
+def one_class(ds: Dataset, c: int) -> Dataset:
+    """`ds` with its training and validation splits cut down to the images of class `c`.
+
+    The test split keeps every class: the one-class protocol of anomaly
+    detection trains on one kind of image and asks how the model scores all
+    the others. The name gains a suffix (`"digits, class 3 only"`), so a
+    cached model trained on one class is never served for another.
+    Introduced in chapter 7.
+    """
+    present = ds.y_train.unique().tolist()
+    if c not in present:
+        raise ValueError(f"class {c!r} does not occur in {ds.name}'s training labels {present}.")
+    train, val = ds.y_train == c, ds.y_val == c
+    return replace(ds, name=f"{ds.name}, class {c} only", x_train=ds.x_train[train],
+                   y_train=ds.y_train[train], x_val=ds.x_val[val], y_val=ds.y_val[val])
+
+
+def per_class_sample(labels: torch.Tensor, n: int, generator: torch.Generator | None = None
+                     ) -> torch.Tensor:
+    """Indices of `n` examples drawn at random from each class of `labels: (N,)`, sorted.
+
+    For experiments with few labels ("10 labelled images per digit"). Every
+    class must have at least `n` examples. Draws from `generator` on the CPU.
+    Introduced in chapter 7.
+    """
+    labels = labels.cpu()
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}.")
+    picks = []
+    for c in labels.unique().tolist():
+        members = (labels == c).nonzero().flatten()
+        if len(members) < n:
+            raise ValueError(f"class {c} has only {len(members)} examples, fewer than n={n}.")
+        picks.append(members[torch.randperm(len(members), generator=generator)[:n]])
+    return torch.cat(picks).sort().values
+
+
 # ----------------------------------------------------------------- noise (chapter 3)
 
 #: Corruptions accepted by `add_noise`, with the meaning and valid range of `level`.

@@ -59,6 +59,17 @@ def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> to
 
 
 @torch.no_grad()
+def reconstruct_mean(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """`decode(encode(x))` batch by batch in evaluation mode: `(N, C, H, W)` like `x`.
+
+    For a plain autoencoder this is `reconstruct`. For a VAE, whose forward
+    pass draws a random code, it decodes the posterior mean instead, so the
+    result is deterministic. Introduced in chapter 7.
+    """
+    return _batched(model, x, batch_size, lambda m, xb: m.decode(m.encode(xb)))
+
+
+@torch.no_grad()
 def encode(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Codes `z: (N, latent_dim)` of `x: (N, C, H, W)`, batch by batch, in eval mode."""
     return _batched(model, x, batch_size, lambda m, xb: m.encode(xb))
@@ -188,6 +199,18 @@ def jacobian_singular_values(model: nn.Module, x: torch.Tensor, batch_size: int 
     return torch.cat(parts)
 
 
+def _check_classifier_input(fn: str, train_features: torch.Tensor, train_labels: torch.Tensor,
+                            test_features: torch.Tensor, test_labels: torch.Tensor) -> None:
+    for name, f, y in (("train", train_features, train_labels), ("test", test_features, test_labels)):
+        if f.dim() != 2 or y.dim() != 1 or len(f) != len(y):
+            raise ValueError(f"{fn}: {name} features must be (N, F) and labels (N,), got "
+                             f"{tuple(f.shape)} and {tuple(y.shape)}; flatten images with "
+                             f"x.flatten(1).")
+    if train_features.shape[1] != test_features.shape[1]:
+        raise ValueError(f"{fn}: train and test features differ in width "
+                         f"({train_features.shape[1]} vs {test_features.shape[1]}).")
+
+
 def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
                  test_features: torch.Tensor, test_labels: torch.Tensor,
                  max_iter: int = 2000) -> float:
@@ -203,14 +226,8 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    for name, f, y in (("train", train_features, train_labels), ("test", test_features, test_labels)):
-        if f.dim() != 2 or y.dim() != 1 or len(f) != len(y):
-            raise ValueError(f"linear_probe: {name} features must be (N, F) and labels (N,), got "
-                             f"{tuple(f.shape)} and {tuple(y.shape)}; flatten images with "
-                             f"x.flatten(1).")
-    if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(f"linear_probe: train and test features differ in width "
-                         f"({train_features.shape[1]} vs {test_features.shape[1]}).")
+    _check_classifier_input("linear_probe", train_features, train_labels, test_features,
+                            test_labels)
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
     clf.fit(train_features.detach().cpu().double().numpy(), train_labels.cpu().numpy())
     return float(clf.score(test_features.detach().cpu().double().numpy(), test_labels.cpu().numpy()))
@@ -431,3 +448,133 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     root_a = vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
     trace_root = float(torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp_min(0).sqrt().sum())
     return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace()) - 2 * trace_root
+
+
+# ----------------------------------------------------------------- applications (chapter 7)
+
+def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """Area under the ROC curve of `scores: (N,)` for the binary labels `positive: (N,)`.
+
+    The probability that a random positive scores higher than a random
+    negative, ties counted as one half (the Mann-Whitney statistic, with
+    average ranks for tied scores); 0.5 is chance, 1.0 a perfect ranking.
+    In anomaly detection the positives are the anomalies and the score is
+    the anomaly score (say the reconstruction error). Matches scikit-learn's
+    `roc_auc_score`. Introduced in chapter 7.
+    """
+    s, p = scores.detach().flatten().double().cpu(), positive.detach().flatten().cpu()
+    if len(s) != len(p):
+        raise ValueError(f"auroc: {len(s)} scores but {len(p)} labels.")
+    if not torch.isfinite(s).all():
+        raise ValueError("auroc: the scores contain NaN or inf; check the model that made them "
+                         "(a diverged model gives NaN errors).")
+    if p.dtype != torch.bool:
+        if not ((p == 0) | (p == 1)).all():
+            raise ValueError("auroc: labels must be booleans or 0/1 (1 = positive, e.g. anomaly).")
+        p = p.bool()
+    n_pos, n_neg = int(p.sum()), int((~p).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"auroc needs both classes, got {n_pos} positives and {n_neg} "
+                         f"negatives.")
+    _, inverse, counts = torch.unique(s, return_inverse=True, return_counts=True)
+    counts = counts.double()
+    below = torch.cumsum(counts, 0) - counts  # how many scores lie strictly below each value
+    ranks = (below + (counts + 1) / 2.0)[inverse]  # 1-based average ranks
+    return float((ranks[p].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _flat_features(name: str, f: torch.Tensor) -> torch.Tensor:
+    if f.dim() < 2:
+        raise ValueError(f"{name} must be (N, F) features or (N, C, H, W) images, got shape "
+                         f"{tuple(f.shape)}.")
+    return f.detach().flatten(1).float()
+
+
+@torch.no_grad()
+def cosine_neighbours(queries: torch.Tensor, database: torch.Tensor, k: int,
+                      batch_size: int = 1024, exclude_self: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` most cosine-similar rows of `database` for each query: `(similarities, indices)`, each `(Q, k)`.
+
+    `queries: (Q, F)` and `database: (M, F)` (images are flattened). Rows are
+    normalised to unit length and the similarities are one matrix product
+    per batch of `batch_size` queries, on the device of `database`, followed
+    by `torch.topk`; nearest first. With `exclude_self` the query `i` is
+    assumed to be database row `i` and is never returned (a leave-one-out
+    search within one set). Introduced in chapter 7.
+    """
+    q, db = _flat_features("queries", queries), _flat_features("database", database)
+    if q.shape[1] != db.shape[1]:
+        raise ValueError(f"cosine_neighbours: queries have {q.shape[1]} features, the database "
+                         f"{db.shape[1]}; encode both with the same model.")
+    limit = len(db) - (1 if exclude_self else 0)
+    if not 1 <= k <= limit:
+        raise ValueError(f"k must lie in 1..{limit} (the database size), got {k}.")
+    if exclude_self and len(q) != len(db):
+        raise ValueError("exclude_self needs the queries to be the database itself.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    db = nn.functional.normalize(db, dim=1)
+    q = nn.functional.normalize(q.to(db.device), dim=1)
+    sims, idx = [], []
+    for i in range(0, len(q), batch_size):
+        s = q[i:i + batch_size] @ db.T
+        if exclude_self:
+            rows = torch.arange(len(s), device=s.device)
+            s[rows, rows + i] = -math.inf
+        top = torch.topk(s, k, dim=1)
+        sims.append(top.values)
+        idx.append(top.indices)
+    return torch.cat(sims).cpu(), torch.cat(idx).cpu()
+
+
+def precision_at_k(queries: torch.Tensor, query_labels: torch.Tensor, database: torch.Tensor,
+                   database_labels: torch.Tensor, ks: tuple[int, ...] = (1, 10, 100),
+                   batch_size: int = 1024) -> dict[int, float]:
+    """Mean precision@k of a cosine-similarity search: `{k: fraction}` for each `k` of `ks`.
+
+    For every query (`queries: (Q, F)`, labels `(Q,)`) the `k` most similar
+    rows of `database` (`(M, F)`, labels `(M,)`) are found with
+    `cosine_neighbours`; precision@k is the fraction of them that share the
+    query's label, averaged over the queries. Semantic retrieval in
+    chapter 7 asks it of codes, of PCA coefficients and of raw pixels.
+    """
+    if len(queries) != len(query_labels) or len(database) != len(database_labels):
+        raise ValueError(f"precision_at_k: {len(queries)} queries with {len(query_labels)} labels, "
+                         f"{len(database)} database rows with {len(database_labels)} labels.")
+    if not ks or min(ks) < 1:
+        raise ValueError(f"ks must be positive integers, got {ks}.")
+    _, idx = cosine_neighbours(queries, database, max(ks), batch_size)
+    hits = database_labels.cpu()[idx] == query_labels.cpu()[:, None]  # (Q, max k), nearest first
+    return {k: float(hits[:, :k].float().mean()) for k in ks}
+
+
+def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor,
+                 test_features: torch.Tensor, test_labels: torch.Tensor, k: int = 5) -> float:
+    """Test accuracy of a `k`-nearest-neighbour classifier (Euclidean, majority vote).
+
+    `*_features: (N, F)` (codes, 2-d map coordinates or flattened pixels),
+    `*_labels: (N,)`. scikit-learn's `KNeighborsClassifier`; with fewer
+    than `k` training examples, `k` shrinks to their number. No scaling: the
+    geometry of the features is what is being judged. Introduced in chapter 7.
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+
+    _check_classifier_input("knn_accuracy", train_features, train_labels, test_features,
+                            test_labels)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}.")
+    clf = KNeighborsClassifier(n_neighbors=min(k, len(train_features)))
+    clf.fit(train_features.detach().cpu().double().numpy(), train_labels.cpu().numpy())
+    return float(clf.score(test_features.detach().cpu().double().numpy(), test_labels.cpu().numpy()))
+
+
+def one_class_auroc(scores: dict[int, torch.Tensor], labels: torch.Tensor) -> dict[int, float]:
+    """AUROC of each one-class detector: `{c: auroc(scores[c], labels != c)}`.
+
+    The one-class protocol: the detector for class `c` was trained on images
+    of `c` only, `scores[c]: (N,)` are its anomaly scores for all N test
+    images (`labels: (N,)`), and every test image of another class counts
+    as an anomaly. Introduced in chapter 7.
+    """
+    return {c: auroc(s, labels.cpu() != c) for c, s in scores.items()}

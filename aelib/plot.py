@@ -157,20 +157,21 @@ def tracked(histories: dict[str, dict], panels: dict[str, str], logy: Sequence[s
 
 def tradeoff(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str,
              points: dict[str, tuple[float, float]] | None = None, logx: bool = False,
-             logy: bool = False, ax: plt.Axes | None = None) -> plt.Figure:
+             logy: bool = False, ax: plt.Axes | None = None, arrows: bool = True) -> plt.Figure:
     """Trade-off curves: each series `{label: (xs, ys)}` is one run per point, joined in order.
 
     Used for a penalty weight swept from weak to strong, with one measure on
     each axis (say reconstruction error against sparsity). `points` are
     single reference runs `{label: (x, y)}`, drawn as stars. Draws on `ax`
-    if given. Introduced in chapter 4.
+    if given; `arrows=False` leaves out the arrow on each curve's last segment.
+    Introduced in chapter 4.
     """
     fig, ax = (plt.subplots(figsize=(6.4, 3.8)) if ax is None else (ax.figure, ax))
     for label, (xs, ys) in series.items():
         if len(xs) != len(ys):
             raise ValueError(f"series {label!r} has {len(xs)} x values but {len(ys)} y values.")
         line = ax.plot(xs, ys, marker="o", label=label)[0]
-        if len(xs) > 1:  # an arrow on the last segment shows the direction of a stronger penalty
+        if arrows and len(xs) > 1:  # an arrow on the last segment shows the direction of a stronger penalty
             ax.annotate("", xy=(xs[-1], ys[-1]), xytext=(xs[-2], ys[-2]),
                         arrowprops={"arrowstyle": "->", "color": line.get_color(), "lw": 1.5})
     for i, (label, (x, y)) in enumerate((points or {}).items()):

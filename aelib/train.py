@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from . import runtime
-from .data import Dataset, batch_indices
+from .data import Dataset, batch_indices, one_class
 from .losses import Objective
 from .metrics import evaluation_mode
 from .models import LinearAutoencoder, config_from_dict, config_to_dict
@@ -34,6 +34,10 @@ LR_SCHEDULES = ("constant", "cosine")
 
 #: Version of the checkpoint layout; a file with a larger number is refused.
 FORMAT_VERSION = 1
+
+#: A checkpointed `fit` writes its state after an epoch only when this many seconds have
+#: passed since the last write (and always after the last epoch).
+CHECKPOINT_SECONDS = 10.0
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -70,7 +74,10 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     `runtime.get_device()`).
 
     With `checkpoint`, the full training state is written there atomically
-    after every epoch, and a call that finds the file resumes from it (after
+    after the last epoch and after any epoch that ends at least
+    `CHECKPOINT_SECONDS` after the previous write (so an interruption loses
+    seconds of work, and tiny epochs do not spend their time writing
+    files), and a call that finds the file resumes from it (after
     checking that it belongs to this model and these settings), so
     `fit(..., num_epochs=2)` followed by `fit(..., num_epochs=4)` gives the
     weights of `fit(..., num_epochs=4)`. A loss that becomes NaN or infinite
@@ -126,6 +133,7 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
 
     steps = steps_per_epoch(len(train), batch_size)
     bar = _progress_bar(start_epoch, num_epochs, progress)
+    last_save = time.perf_counter()
     for epoch in range(start_epoch + 1, num_epochs + 1):
         tic = time.perf_counter()
         model.train()
@@ -152,9 +160,11 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
             with torch.no_grad(), evaluation_mode(model):
                 _append(history.setdefault("track", {}), dict(track(model)), 1)
         history["seconds"].append(time.perf_counter() - tic)
-        if path is not None:
+        if path is not None and (epoch == num_epochs
+                                 or time.perf_counter() - last_save >= CHECKPOINT_SECONDS):
             save_checkpoint(path, model, optimizer=opt, epoch=epoch, history=history,
                             generator_state=generator.get_state(), settings=settings)
+            last_save = time.perf_counter()
         if bar is not None:
             shown = {"train": history["train"]["loss"][-1]}
             if val is not None:
@@ -492,3 +502,21 @@ def fit_all(prefix: str, candidates: dict[str, nn.Module], data: Dataset,
         obj = objective[label] if isinstance(objective, dict) else objective
         histories[label] = load_or_fit(f"{prefix}-{label}", model, data, obj, **fit_kwargs)
     return histories
+
+
+def fit_one_class(prefix: str, make_model: Callable[[int], nn.Module], data: Dataset,
+                  objective: Objective, **fit_kwargs: Any) -> dict[int, nn.Module]:
+    """One model per class, each trained on the images of that class only: `{class: model}`.
+
+    `make_model(c)` returns a fresh model for class `c`; it is trained with
+    `load_or_fit` on `data.one_class(data, c)` under the name
+    `f"{prefix}-{c}"`. This is the training half of the one-class protocol of
+    anomaly detection (`metrics.one_class_auroc` is the scoring half).
+    Introduced in chapter 7.
+    """
+    trained = {}
+    for c in data.y_train.unique().tolist():
+        model = make_model(c)
+        load_or_fit(f"{prefix}-{c}", model, one_class(data, c), objective, **fit_kwargs)
+        trained[c] = model
+    return trained

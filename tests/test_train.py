@@ -196,3 +196,16 @@ def test_cosine_schedule_anneals_to_zero_and_resumes_only_with_the_same_length(t
         train.fit(tiny(), x, OBJ, num_epochs=2, batch_size=64, lr_schedule="cosine", checkpoint=ckpt)
     with pytest.raises(ValueError, match="lr_schedule='step' is unknown"):
         train.fit(tiny(), x, OBJ, lr_schedule="step")
+
+
+@pytest.mark.parametrize("every, writes", [(0.0, 3), (1e9, 1)])
+def test_checkpoints_are_written_by_time_and_always_at_the_end(tmp_path, small, monkeypatch,
+                                                               every, writes):
+    x, _ = small
+    monkeypatch.setattr(train, "CHECKPOINT_SECONDS", every)
+    calls = []
+    real = train.save_checkpoint
+    monkeypatch.setattr(train, "save_checkpoint",
+                        lambda *a, **k: calls.append(k["epoch"]) or real(*a, **k))
+    train.fit(tiny(), x, OBJ, num_epochs=3, batch_size=32, checkpoint=tmp_path / "c.pt")
+    assert len(calls) == writes and calls[-1] == 3
