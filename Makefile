@@ -1,6 +1,10 @@
 # The Autoencoders book: every set-up step a reader or CI needs.
 #   make book   - create .venv if needed, execute every chapter, build the website
-#   make test   - unit tests, every notebook under nbval (quick mode, CPU), warning-free book build
+#   make test   - unit tests, every notebook under nbval (quick mode, CPU), warning-free book build,
+#                 then the built site checked offline and in headless Chromium (tests/site)
+#   make mathjax - the site's own copy of MathJax 3 (npm registry, pinned in package-lock.json)
+#   make browser - Debian's chromium for the site test, installed when missing
+#   make book-time - wall time of every chapter, quick and full mode (bench/book_time.py)
 #   make seeds  - the notebooks under nbval in quick mode for AELIB_SEED=0..4
 #   make bench  - training-throughput benchmark (ratio printed last)
 #   make clean  - remove build outputs (keeps .venv)
@@ -25,9 +29,39 @@ export PYTHONDONTWRITEBYTECODE := 1
 QUICK_ENV := AELIB_QUICK=1 AELIB_DATASET=digits AELIB_DEVICE=cpu
 CELL_TIMEOUT ?= 1800
 
-.PHONY: venv book test unit notebooks book-quick seeds bench clean
+.PHONY: venv book test unit notebooks book-quick seeds bench book-time mathjax browser clean
 
 venv: $(STAMP)
+
+# MathJax is served by the site itself (html_extra_path), so math renders with no network.
+MATHJAX := .mathjax/mathjax/tex-chtml.js
+mathjax: $(MATHJAX)
+
+$(MATHJAX): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm not found. The website serves its own copy of MathJax, \
+	installed from the npm registry: install Node.js with npm (e.g. 'apt-get install nodejs npm'), then run make again." >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -rf .mathjax && mkdir -p .mathjax/mathjax/output .mathjax/mathjax/input
+	src=node_modules/mathjax/es5
+	cp -r $$src/tex-chtml.js $$src/a11y $$src/ui $$src/sre $$src/adaptors .mathjax/mathjax/
+	cp -r $$src/output/chtml .mathjax/mathjax/output/
+	cp -r $$src/input/tex .mathjax/mathjax/input/
+
+# Headless Chromium for tests/site. Installs Debian's package when it is missing and apt-get
+# can run; under CI=true a browser that cannot be installed fails the build.
+FIND_CHROMIUM := $${CHROMIUM:-$$(command -v chromium || command -v chromium-browser || true)}
+browser:
+	@if [ -n "$(FIND_CHROMIUM)" ]; then exit 0; fi
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	elif command -v apt-get >/dev/null && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	elif [ "$${CI:-}" = true ]; then
+	  echo "make browser: chromium is missing and cannot be installed here (needs apt-get as root)." >&2; exit 1
+	else
+	  echo "make browser: chromium is missing; the browser checks of tests/site will be skipped." \
+	       "Install it (Debian/Ubuntu: apt-get install chromium) or set CHROMIUM=/path/to/chromium." >&2
+	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,22 +70,24 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-book: $(STAMP)
+book: $(STAMP) $(MATHJAX)
 	@cache=$${AELIB_CACHE_DIR:-$$HOME/.cache/aelib/checkpoints}
 	AELIB_CACHE_DIR=$$cache $(BIN)/jupyter-book build . --warningiserror --keep-going
 	echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 # make test = unit tests + every notebook under nbval (one pytest run), then a
-# quick-mode book build with warnings as errors. Fresh checkpoint cache each time.
-test: $(STAMP)
+# quick-mode book build with warnings as errors, then the checks of that same site
+# (tests/site: offline references, headless Chromium). Fresh checkpoint cache each time.
+test: $(STAMP) $(MATHJAX) browser
 	@cache=$$(mktemp -d)
 	trap 'rm -rf "$$cache"' EXIT
 	export AELIB_CACHE_DIR=$$cache $(QUICK_ENV)
-	$(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-current-env \
+	$(BIN)/python -m pytest tests $(NOTEBOOKS) --ignore=tests/site --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
 	rm -rf _build/html _build/jupyter_execute
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	echo "quick-mode book built at _build/html/index.html"
+	CHROMIUM="$(FIND_CHROMIUM)" $(BIN)/python -m pytest tests/site -p no:cacheprovider
 
 seeds: $(STAMP)
 	@for seed in 0 1 2 3 4; do
@@ -67,6 +103,10 @@ bench: $(STAMP)
 	trap 'rm -rf "$$cache"' EXIT
 	AELIB_CACHE_DIR=$$cache $(BIN)/python bench/throughput.py
 
+# Wall time of every chapter with an empty cache, quick and full mode; writes book/_generated/runtime.md.
+book-time: $(STAMP)
+	@$(BIN)/python bench/book_time.py
+
 clean:
-	@rm -rf _build .pytest_cache
+	@rm -rf _build .pytest_cache .mathjax
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +

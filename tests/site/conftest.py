@@ -1,0 +1,74 @@
+"""Fixtures for the checks of the built website: the site folder, a loopback server, Chromium.
+
+These tests read the quick-mode site that `make test` has just built (they never build it
+themselves); run them with `make test`, or after `jupyter-book build .`, as
+`pytest tests/site`.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from sitecheck import SCREENSHOTS, SITE
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    if not (SITE / "index.html").is_file():
+        pytest.fail(f"no built website at {SITE}: build it first with `make test` "
+                    "(or `jupyter-book build .`), then run `pytest tests/site`.", pytrace=False)
+    return SITE
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep the test log readable
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(site):
+    """The site served over HTTP on 127.0.0.1 (a free port), as a reader's browser sees it."""
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright; no browser download ever."""
+    path = chromium_path()
+    if not path:
+        message = ("chromium is not installed: run `make browser` (Debian/Ubuntu: "
+                   "apt-get install chromium) or set CHROMIUM=/path/to/chromium")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    shots = sorted(SCREENSHOTS.glob("*.png")) if SCREENSHOTS.is_dir() else []
+    if shots:
+        terminalreporter.write_line(f"site screenshots ({len(shots)} pages): {SCREENSHOTS}")

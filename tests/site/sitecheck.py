@@ -1,0 +1,101 @@
+"""Helpers for the checks of the built website (tests/site).
+
+`external_references` finds everything a page would fetch from another host: scripts,
+stylesheets, fonts, images, frames and CSS `url(...)`. Links a reader clicks (`<a href>`)
+and non-loading `<link>` relations (canonical, alternate, ...) are not fetched and are
+allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = ROOT / "_build" / "html"          # the site `make test` builds in quick mode
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+
+# A reference is external when it names a scheme with a host, or a host without a scheme.
+EXTERNAL = re.compile(r"^\s*(?:[a-zA-Z][a-zA-Z0-9+.-]*:)?//", re.ASCII)
+# url(...) in CSS, with double, single or no quotes.
+CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.IGNORECASE)
+# @import "..." without url().
+CSS_IMPORT = re.compile(r"""@import\s+(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+# <link rel=...> relations that make the browser fetch the target.
+LOADING_RELS = {"stylesheet", "preload", "modulepreload", "prefetch", "preconnect",
+                "dns-prefetch", "icon", "shortcut", "apple-touch-icon", "manifest",
+                "mask-icon", "prerender"}
+# Tag attributes that load a resource.
+LOADING_ATTRS = {
+    "script": ("src",), "img": ("src", "srcset"), "iframe": ("src",), "embed": ("src",),
+    "object": ("data",), "source": ("src", "srcset"), "video": ("src", "poster"),
+    "audio": ("src",), "track": ("src",), "input": ("src",), "image": ("href", "xlink:href"),
+    "use": ("href", "xlink:href"),
+}
+
+
+def is_external(ref: str) -> bool:
+    return bool(EXTERNAL.match(ref))
+
+
+def css_references(css: str) -> list[str]:
+    """Every target of url(...) and @import in a piece of CSS."""
+    found = [next(g for g in m.groups() if g is not None) for m in CSS_URL.finditer(css)]
+    found += [next(g for g in m.groups() if g is not None) for m in CSS_IMPORT.finditer(css)]
+    return found
+
+
+class _Scanner(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        a = {k.lower(): (v or "") for k, v in attrs}
+        tag = tag.lower()
+        refs: list[str] = []
+        if tag == "link":
+            rels = set(a.get("rel", "").lower().split())
+            if rels & LOADING_RELS or not rels:
+                refs.append(a.get("href", ""))
+        for attr in LOADING_ATTRS.get(tag, ()):
+            value = a.get(attr, "")
+            if attr == "srcset":
+                refs += [part.strip().split(" ")[0] for part in value.split(",")]
+            else:
+                refs.append(value)
+        if "style" in a:
+            refs += css_references(a["style"])
+        self.found += [r for r in refs if r and is_external(r)]
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        if tag.lower() == "style":
+            self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.found += [r for r in css_references(data) if is_external(r)]
+
+
+def external_references(html: str) -> list[str]:
+    """External resources that loading this HTML would fetch."""
+    scanner = _Scanner()
+    scanner.feed(html)
+    scanner.close()
+    return scanner.found
+
+
+def site_pages(site: Path) -> list[Path]:
+    """Every HTML page of the built site: the copied MathJax and the root index.html (a
+    redirect to the intro) excluded."""
+    return sorted(p for p in site.rglob("*.html")
+                  if not p.relative_to(site).parts[0].startswith(("_static", "mathjax", "_sources"))
+                  and p != site / "index.html")
+
+
+def chapter_pages(site: Path) -> list[Path]:
+    """The pages a reader reads: the intro and everything under book/."""
+    return [p for p in site_pages(site) if p.parent.name == "book"]
