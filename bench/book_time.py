@@ -162,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     (OUT / "runtime.md").write_text(table)
     print()
     print(table)
-    totals = {m: [results["modes"][m]["seconds"].get(n) for n in names] for m in results["modes"]}
+    totals = {m: [results["modes"][m]["seconds"].get(n) for n in names]
+              for m in MODES if m in results["modes"]}
     print("totals: " + ", ".join(f"{HEADINGS[m]} {fmt(sum(t)) if None not in t else 'incomplete'}"
-                                 for m, t in totals.items() if m in MODES))
+                                 for m, t in totals.items()))
     return 0
 
 

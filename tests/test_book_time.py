@@ -1,0 +1,33 @@
+"""bench/book_time.py: the runtime table it writes (the timing itself is a benchmark, not a test)."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("book_time", ROOT / "bench" / "book_time.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chapters_follow_the_toc():
+    names = _module().chapters()
+    assert names[0] == "01_bottleneck" and len(names) == len(list((ROOT / "book").glob("*.ipynb")))
+
+
+def test_table_has_a_row_per_chapter_and_totals_last():
+    bt = _module()
+    stamp = {"date": "2026-01-01", "machine": "test CPU, 2 cores", "torch": "2.x", "threads": 2}
+    results = {"modes": {
+        "quick": {"seconds": {"a": 30.0, "b": 100.0}, **stamp},
+        "full-digits": {"seconds": {"a": 200.0}, **stamp},
+    }}
+    table = bt.render(results, ["a", "b"])
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert rows[2] == "| {doc}`a` | 30 s | 3.3 min |"
+    assert rows[3] == "| {doc}`b` | 1.7 min | not run |"
+    assert rows[-1] == "| **whole book** | **2.2 min** | **incomplete** |"
+    assert "bench/book_time.py" in table and "test CPU, 2 cores" in table
