@@ -22,8 +22,11 @@ from sitecheck import SCREENSHOTS, SITE
 @pytest.fixture(scope="session")
 def site() -> Path:
     if not (SITE / "index.html").is_file():
-        pytest.fail(f"no built website at {SITE}: build it first with `make test` "
-                    "(or `jupyter-book build .`), then run `pytest tests/site`.", pytrace=False)
+        message = (f"no built website at {SITE}: build it first with `make test` "
+                   "(or `jupyter-book build .`), then run `pytest tests/site`.")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     return SITE
 
 
