@@ -29,7 +29,9 @@ for _cls in (tvd.MNIST, tvd.FashionMNIST, tvd.KMNIST):
 def run_until_data(env: dict, prelude: str | None = None) -> str:
     nb = nbformat.read(CHAPTER, as_version=4)
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
-    cells = code_cells[:1]  # the set-up cell that calls data.load()
+    # the set-up cell that calls data.load(): the first cell after the hidden install cell
+    assert "find_spec(\"aelib\")" in code_cells[0].source
+    cells = code_cells[1:2]
     assert "data.load(" in cells[0].source
     if prelude:
         cells = [nbformat.v4.new_code_cell(prelude)] + cells
