@@ -52,10 +52,10 @@ $(MATHJAX): package.json package-lock.json
 FIND_CHROMIUM := $${CHROMIUM:-$$(command -v chromium || command -v chromium-browser || true)}
 browser:
 	@if [ -n "$(FIND_CHROMIUM)" ]; then exit 0; fi
-	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-	elif command -v apt-get >/dev/null && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	if [ "$$(id -u)" = 0 ]; then as_root=; else as_root="sudo -n"; fi
+	if command -v apt-get >/dev/null && $$as_root true 2>/dev/null; then
+	  $$as_root apt-get update -qq
+	  $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 	elif [ "$${CI:-}" = true ]; then
 	  echo "make browser: chromium is missing and cannot be installed here (needs apt-get as root)." >&2; exit 1
 	else
@@ -84,7 +84,7 @@ test: $(STAMP) $(MATHJAX) browser
 	export AELIB_CACHE_DIR=$$cache $(QUICK_ENV)
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) --ignore=tests/site --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
-	rm -rf _build/html _build/jupyter_execute
+	rm -rf _build/html _build/jupyter_execute _build/screenshots
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	echo "quick-mode book built at _build/html/index.html"
 	CHROMIUM="$(FIND_CHROMIUM)" $(BIN)/python -m pytest tests/site -p no:cacheprovider

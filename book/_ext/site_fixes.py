@@ -18,7 +18,7 @@ def _drop_thebe_and_duplicates(app, pagename, templatename, context, doctree):
     for script in scripts:
         name = str(getattr(script, "filename", script) or "")
         body = str(getattr(script, "attributes", {}).get("body", ""))
-        if "THEBE_JS_URL" in body or name.endswith("sphinx-thebe.js") or "thebe" in name.split("/")[-1]:
+        if "THEBE_JS_URL" in body or name.endswith("sphinx-thebe.js"):
             continue
         key = (name, body)
         if key in seen:
