@@ -94,8 +94,3 @@ def site_pages(site: Path) -> list[Path]:
     return sorted(p for p in site.rglob("*.html")
                   if not p.relative_to(site).parts[0].startswith(("_static", "mathjax", "_sources"))
                   and p != site / "index.html")
-
-
-def chapter_pages(site: Path) -> list[Path]:
-    """The pages a reader reads: the intro and everything under book/."""
-    return [p for p in site_pages(site) if p.parent.name == "book"]
