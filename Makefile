@@ -5,6 +5,7 @@
 #   make mathjax - the site's own copy of MathJax 3 (npm registry, pinned in package-lock.json)
 #   make browser - Debian's chromium for the site test, installed when missing
 #   make book-time - wall time of every chapter, quick and full mode (bench/book_time.py)
+#   make assignments - student and instructor notebooks of every chapter in assignments/ (aelib.assignments)
 #   make seeds  - the notebooks under nbval in quick mode for AELIB_SEED=0..4
 #   make bench  - training-throughput benchmark (ratio printed last)
 #   make clean  - remove build outputs (keeps .venv)
@@ -29,7 +30,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 QUICK_ENV := AELIB_QUICK=1 AELIB_DATASET=digits AELIB_DEVICE=cpu
 CELL_TIMEOUT ?= 1800
 
-.PHONY: venv book test unit notebooks book-quick seeds bench book-time mathjax browser clean
+.PHONY: venv book test unit notebooks book-quick seeds bench book-time assignments mathjax browser clean
 
 venv: $(STAMP)
 
@@ -106,6 +107,10 @@ bench: $(STAMP)
 # Wall time of every chapter with an empty cache, quick and full mode; writes book/_generated/runtime.md.
 book-time: $(STAMP)
 	@$(BIN)/python bench/book_time.py
+
+# Course assignments: the chapters with solutions stubbed out (student) and as they are (instructor).
+assignments: $(STAMP)
+	@$(BIN)/python -m aelib.assignments --book book --out assignments
 
 clean:
 	@rm -rf _build .pytest_cache .mathjax

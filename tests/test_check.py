@@ -1,0 +1,322 @@
+"""The exercise checkers catch plausible mistakes, each with its own explanation.
+
+Mutation tests: every checker in `aelib.check.EXERCISES` is given at least
+four wrong implementations a student might write; each must be rejected
+with the message that names that mistake. The reference solutions are the
+ones printed in the book (extracted from the chapters' solution cells), so
+the test also proves that the book's solutions pass their checkers.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aelib import check
+from aelib.assignments import solution_functions
+
+SOLUTIONS = solution_functions()
+
+
+def test_every_checker_has_a_solution_in_the_book():
+    assert set(SOLUTIONS) == set(check.EXERCISES), "one exercise cell per checker"
+
+
+@pytest.mark.parametrize("name", list(check.EXERCISES))
+def test_the_books_solution_passes(name, capsys):
+    check.EXERCISES[name].checker(SOLUTIONS[name])
+    out = capsys.readouterr().out
+    assert out.startswith("✓ Exercise") and f"my_{name}" in out
+
+
+# ----------------------------------------------------------------- wrong implementations
+
+def _kl(rho, q):
+    return rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))
+
+
+def _jacobian_loop(encoder, x):
+    x = x.detach().requires_grad_(True)
+    h = encoder(x)
+    return torch.stack([torch.autograd.grad(h[:, j].sum(), x, retain_graph=True)[0]
+                        for j in range(h.shape[1])], dim=1)
+
+
+def _jacobian_inplace(encoder, x):
+    x.requires_grad_(True)
+    h = encoder(x)
+    return torch.stack([torch.autograd.grad(h[:, j].sum(), x, retain_graph=True)[0]
+                        for j in range(h.shape[1])], dim=1)
+
+
+def _jacobian_fd(encoder, x, eps=1e-1):
+    cols = []
+    for i in range(x.shape[1]):
+        e = torch.zeros_like(x)
+        e[:, i] = eps
+        cols.append((encoder(x + e) - encoder(x - e)) / (2 * eps))
+    return torch.stack(cols, dim=2)
+
+
+def _svd_pca(x, k, centre=True, rows=slice(None), scale=False):
+    mean = x.mean(dim=0)
+    _, s, vh = torch.linalg.svd(x - mean if centre else x, full_matrices=False)
+    comps = vh[rows][:k] if rows != slice(None) else vh[:k]
+    return mean, comps * s[:k, None] if scale else comps
+
+
+def _pairs_auroc(scores, labels, tie=0.5):
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    diff = pos[:, None] - neg[None, :]
+    return float(((diff > 0).double() + tie * (diff == 0).double()).mean())
+
+
+def _nll(z, mean, cov, half=True):
+    d = z - mean
+    quad = (d * torch.linalg.solve(cov, d.T).T).sum(dim=1)
+    c = 0.5 if half else 1.0
+    return c * quad + 0.5 * torch.logdet(cov) + 0.5 * z.shape[1] * math.log(2 * math.pi)
+
+
+WRONG = {
+    "mse": [
+        (lambda x_hat, x: ((x_hat - x) ** 2).sum(), "you sum over every element"),
+        (lambda x_hat, x: ((x_hat - x) ** 2).flatten(1).mean(dim=1),
+         "The exercise asks for a single number"),
+        (lambda x_hat, x: (x_hat - x).abs().mean(), "that is the L1 loss"),
+        (lambda x_hat, x: ((x_hat - x) ** 2).mean().sqrt(), "root mean squared error"),
+        (lambda x_hat, x: x_hat.sub_(x).pow_(2).mean(), "changed its input `x_hat` in place"),
+        (lambda x_hat, x: ((x_hat - x) ** 2).mean().float(), "returns torch.float32 for torch.float64"),
+        (lambda x_hat, x: ((x_hat - x) ** 2).flatten(1).sum(dim=1).mean(),
+         "you sum over the pixels of each image where the exercise takes the mean"),
+        (lambda x_hat, x: None, "returned None (is a `return` missing?)"),
+    ],
+    "bce": [
+        (lambda x_hat, x: -(x * torch.log(x_hat).clamp(min=-100)).mean(), "term is missing"),
+        (lambda x_hat, x: (x * torch.log(x_hat) + (1 - x) * torch.log(1 - x_hat)).mean(),
+         "sign error"),
+        (lambda x_hat, x: -(x * torch.log(x_hat) + (1 - x) * torch.log(1 - x_hat)).mean(),
+         "returns NaN or inf on black-and-white images"),
+        (lambda x_hat, x: F.binary_cross_entropy(x, x_hat), "the arguments are swapped"),
+        (lambda x_hat, x: F.binary_cross_entropy(x_hat, x, reduction="sum"),
+         "you sum over every element"),
+    ],
+    "pca": [
+        (lambda x, k: _svd_pca(x, k, centre=False), "from the uncentred data"),
+        (lambda x, k: (x.mean(dim=0), _svd_pca(x, k)[1].T), "two dimensions are swapped"),
+        (lambda x, k: (x.mean(dim=0), torch.linalg.svd(x - x.mean(0), full_matrices=False)[0][:, :k].T),
+         "Those are columns of U"),
+        (lambda x, k: (x.mean(dim=0), torch.linalg.svd(x - x.mean(0), full_matrices=False)[2][-k:]),
+         "you kept the axes of smallest variance"),
+        (lambda x, k: _svd_pca(x, k, scale=True), "not unit vectors"),
+        (lambda x, k: (x.mean(dim=1), _svd_pca(x, k)[1]), "wrong shape of the mean"),
+        (lambda x, k: _svd_pca(x, k)[1], "must return two things"),
+    ],
+    "principal_angles": [
+        (lambda a, b: torch.rad2deg(torch.arccos(torch.linalg.svdvals(
+            torch.linalg.qr(a).Q.T @ torch.linalg.qr(b).Q).clamp(-1, 1))), "in degrees"),
+        (lambda a, b: torch.arccos(torch.linalg.svdvals(
+            torch.linalg.qr(a).Q.T @ torch.linalg.qr(b).Q).clamp(-1, 1)).flip(0), "decreasing order"),
+        (lambda a, b: torch.linalg.svdvals(torch.linalg.qr(a).Q.T @ torch.linalg.qr(b).Q),
+         "you return the cosines"),
+        (lambda a, b: torch.arccos(torch.linalg.svdvals(a.T @ b).clamp(-1, 1)),
+         "orthonormalise a and b first"),
+        (lambda a, b: torch.arccos(torch.linalg.svdvals(
+            torch.linalg.qr(a.double()).Q.T @ torch.linalg.qr(b.double()).Q) * (1 + 1e-12)),
+         "clamp the cosines to [-1, 1]"),
+    ],
+    "gaussian_noise": [
+        (lambda x, s, g=None: (x + s * torch.randn(x.shape, dtype=x.dtype)).clamp(0, 1),
+         "ignores the `generator` argument"),
+        (lambda x, s, g=None: x + s * torch.randn(x.shape, generator=g, dtype=x.dtype),
+         "clip with .clamp(0, 1)"),
+        (lambda x, s, g=None: (x + s**2 * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp(0, 1),
+         "you used sigma**2 (the variance)"),
+        (lambda x, s, g=None: (x + s * torch.rand(x.shape, generator=g, dtype=x.dtype)).clamp(0, 1),
+         "Gaussian noise is torch.randn"),
+        (lambda x, s, g=None: x.add_(s * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp_(0, 1),
+         "changed its input `x` in place"),
+        (lambda x, s, g=None: (x + s * torch.randn(x.shape, generator=g)).clamp(0, 1).float()
+         if x.dtype == torch.float32 else (x + s * torch.randn(x.shape, generator=g)).clamp(0, 1),
+         None),  # float32 noise on float64 images: promoted to float64, a correct answer
+        (lambda x, s, g=None: (x + 0.01 + s * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp(0, 1),
+         "with sigma = 0 the images must come back unchanged"),
+    ],
+    "masking_noise": [
+        (lambda x, f, g=None: x.masked_fill(torch.rand(x.shape, generator=g) >= f, 0.0),
+         "you zeroed the pixels you should keep"),
+        (lambda x, f, g=None: x * (1 - f), "every pixel must stay 0.5 or become 0"),
+        (lambda x, f, g=None: x.masked_fill(torch.rand(x.shape) < f, 0.0),
+         "ignores the `generator` argument"),
+        (lambda x, f, g=None: x.masked_fill(torch.rand(x[:1].shape, generator=g) < f, 0.0),
+         "every image got the same mask"),
+        (lambda x, f, g=None: x.masked_fill_(torch.rand(x.shape, generator=g) < f, 0.0),
+         "changed its input `x` in place"),
+        (lambda x, f, g=None: x.masked_fill(torch.rand(x.shape, generator=g) < f, 1.0),
+         "every pixel must stay 0.5 or become 0"),
+    ],
+    "l1_activity": [
+        (lambda h: h.sum(dim=1).mean(), "negative ones cancel positive ones"),
+        (lambda h: h.abs().mean(), "you average over the code units where the exercise takes the sum"),
+        (lambda h: h.abs().sum(), "you sum over the batch where the exercise takes the mean"),
+        (lambda h: h.abs().sum(dim=1), "The exercise asks for a single number"),
+        (lambda h: h.square().sum(dim=1).mean(), "that is an L2 penalty"),
+    ],
+    "kl_sparsity": [
+        (lambda h, rho: (rho * torch.log(rho / h.mean(0).clamp(1e-6, 1 - 1e-6))).sum(),
+         "term is missing"),
+        (lambda h, rho: _kl(h.mean(0).clamp(1e-6, 1 - 1e-6), rho).sum(), "KL(rho_hat || rho)"),
+        (lambda h, rho: _kl(rho, h.clamp(1e-6, 1 - 1e-6)).sum(dim=1).mean(),
+         "each unit's mean activation over the batch"),
+        (lambda h, rho: _kl(rho, h.mean(0).clamp(1e-6, 1 - 1e-6)).mean(),
+         "you average over the code units"),
+        (lambda h, rho: _kl(rho, h.mean(0)).sum(), "clamp rho_hat to [1e-6, 1 - 1e-6]"),
+        (lambda h, rho: -_kl(rho, h.mean(0).clamp(1e-6, 1 - 1e-6)).sum(), "sign error"),
+    ],
+    "sigmoid_jacobian_norm": [
+        (lambda h, W: (h * (1 - h)) @ (W**2).sum(dim=1), "h (1 - h) is not squared"),
+        (lambda h, W: (h * (1 - h)) ** 2 @ W.sum(dim=1), "W is not squared"),
+        (lambda h, W: ((h * (1 - h)) ** 2 @ (W**2).sum(dim=1)).sqrt(), "no square root"),
+        (lambda h, W: h**2 @ (W**2).sum(dim=1), "the sigmoid's slope is h (1 - h)"),
+        (lambda h, W: ((h * (1 - h)) ** 2 @ (W**2).sum(dim=1)).mean(), "one value per example"),
+        (lambda h, W: ((h * (1 - h)) ** 2 @ (W**2).sum(dim=1)).sum(), "one value per example"),
+    ],
+    "encoder_jacobian": [
+        (lambda e, x: _jacobian_loop(e, x).transpose(1, 2), "your Jacobians are transposed"),
+        (lambda e, x: torch.autograd.grad(e(x.detach().requires_grad_()).sum(),
+                                          x, allow_unused=True)[0], "raised"),
+        (lambda e, x: _jacobian_inplace(e, x), "set requires_grad on its input `x` in place"),
+        (lambda e, x: _jacobian_fd(e, x), "wrong values"),
+        (lambda e, x: _jacobian_loop(e, x).sum(dim=1), "adds the Jacobian's rows together"),
+    ],
+    "reparameterize": [
+        (lambda mu, lv, g=None: mu + torch.exp(lv) * torch.randn(mu.shape, generator=g, dtype=mu.dtype),
+         "you used exp(logvar), the variance"),
+        (lambda mu, lv, g=None: mu + lv * torch.randn(mu.shape, generator=g, dtype=mu.dtype),
+         "the scale is logvar itself"),
+        (lambda mu, lv, g=None: torch.normal(mu, torch.exp(0.5 * lv), generator=g),
+         "no gradient reaches mu"),
+        (lambda mu, lv, g=None: mu + torch.exp(0.5 * lv) * torch.randn_like(mu),
+         "ignores the `generator` argument"),
+        (lambda mu, lv, g=None: mu.detach() + torch.exp(0.5 * lv) * torch.randn(
+            mu.shape, generator=g, dtype=mu.dtype), "no gradient reaches mu"),
+        (lambda mu, lv, g=None: mu + torch.exp(0.5 * lv) * torch.rand(mu.shape, generator=g, dtype=mu.dtype),
+         "the noise must have mean 0"),
+        (lambda mu, lv, g=None: mu + torch.exp(0.5 * lv) * torch.randn(mu.shape, generator=g),
+         None),  # float32 noise: correct for float32 codes, the only precision checked
+    ],
+    "gaussian_kl": [
+        (lambda mu, lv: 0.5 * (mu**2 + lv.exp() - lv).sum(dim=1), "the -1 in"),
+        (lambda mu, lv: 0.5 * (mu**2 + lv.exp() - 1).sum(dim=1), "-logvar) is missing"),
+        (lambda mu, lv: 0.5 * (lv.exp() - 1 - lv).sum(dim=1), "the mu^2 term is missing"),
+        (lambda mu, lv: (mu**2 + lv.exp() - 1 - lv).sum(dim=1), "off by a constant factor: your values are 2 times"),
+        (lambda mu, lv: 0.5 * (mu**2 + lv.exp() - 1 - lv).mean(dim=1),
+         "you average over the code units"),
+        (lambda mu, lv: 0.5 * (mu**2 + lv.exp() - 1 - lv).sum(), "one value per example"),
+        (lambda mu, lv: -0.5 * (mu**2 + lv.exp() - 1 - lv).sum(dim=1), "sign error"),
+        (lambda mu, lv: 0.5 * (mu**2 + lv - 1 - torch.log(lv)).sum(dim=1),
+         "you used logvar as the variance"),
+    ],
+    "cosine_similarity": [
+        (lambda a, b: a @ b.T, "you return dot products"),
+        (lambda a, b: F.normalize(a, dim=1) @ b.T, "only the queries are normalised"),
+        (lambda a, b: F.normalize(a, dim=0) @ F.normalize(b, dim=0).T, "you normalised the columns"),
+        (lambda a, b: 1 - F.normalize(a, dim=1) @ F.normalize(b, dim=1).T, "cosine distance"),
+        (lambda a, b: F.normalize(b, dim=1) @ F.normalize(a, dim=1).T, "two dimensions are swapped"),
+        (lambda a, b: a @ F.normalize(b, dim=1).T, "only the database rows are normalised"),
+    ],
+    "precision_at_k": [
+        (lambda nl, ql, k: float((nl[:, -k:] == ql[:, None]).float().mean()), "you take the last k"),
+        (lambda nl, ql, k: float((nl[:, :k] == ql[:, None]).any(dim=1).float().mean()),
+         "the hit rate"),
+        (lambda nl, ql, k: float((nl[:, :k] == ql[:, None]).float().sum(dim=1).mean() / nl.shape[1]),
+         "not by k"),
+        (lambda nl, ql, k: float((nl[:, :k + 1] == ql[:, None]).float().mean()), "k + 1 neighbours"),
+        (lambda nl, ql, k: (nl[:, :k] == ql[:, None]).float().mean(dim=1), "expected a single number"),
+    ],
+    "auroc": [
+        (lambda s, y: 1 - _pairs_auroc(s, y), "the ranking is reversed"),
+        (lambda s, y: _pairs_auroc(s, y, tie=0.0), "tied scores count as 0"),
+        (lambda s, y: _pairs_auroc(s, y, tie=1.0), "tied scores count as a full success"),
+        (lambda s, y: float(((s > s.median()) == y.bool()).float().mean()), "wrong values"),
+        (lambda s, y: torch.tensor([_pairs_auroc(s, y)] * 2), "expected a single number"),
+    ],
+    "gaussian_nll": [
+        (lambda z, m, c: _nll(z, m, c) - 0.5 * torch.logdet(c), "log det(cov) term is missing"),
+        (lambda z, m, c: _nll(z, m, c) - 0.5 * z.shape[1] * math.log(2 * math.pi),
+         "the constant 0.5 K log(2 pi) is missing"),
+        (lambda z, m, c: 0.5 * (((z - m) @ c) * (z - m)).sum(dim=1) + 0.5 * torch.logdet(c)
+         + 0.5 * z.shape[1] * math.log(2 * math.pi), "you multiply by cov itself"),
+        (lambda z, m, c: _nll(z, torch.zeros_like(m), c), "the codes are not centred"),
+        (lambda z, m, c: -_nll(z, m, c), "sign error"),
+        (lambda z, m, c: _nll(z, m, c, half=False), "wrong values"),
+    ],
+    "quantize": [
+        (lambda z, b, lo, hi: torch.floor((z.clamp(lo, hi) - lo) / (hi - lo) * (2**b - 1)).long(),
+         "you truncate (floor) instead of rounding"),
+        (lambda z, b, lo, hi: torch.round((z - lo) / (hi - lo) * (2**b - 1)).long(), "clip z to [lo, hi]"),
+        (lambda z, b, lo, hi: torch.round((z.clamp(lo, hi) - lo) / (hi - lo) * 2**b).long(),
+         "the top level is 2**bits - 1"),
+        (lambda z, b, lo, hi: torch.round((z.clamp(lo.min(), hi.max()) - lo.min())
+                                          / (hi.max() - lo.min()) * (2**b - 1)).long(),
+         "one range for every unit"),
+        (lambda z, b, lo, hi: torch.round((z.clamp(lo, hi) - lo) / (hi - lo) * (2**b - 1)),
+         "(integers: finish with .long())"),
+    ],
+    "psnr": [
+        (lambda x_hat, x: 10 * torch.log10(1 / ((x_hat - x) ** 2).mean()), "one value per example"),
+        (lambda x_hat, x: 10 * torch.log(1 / ((x_hat - x) ** 2).flatten(1).mean(dim=1)), "natural log"),
+        (lambda x_hat, x: 20 * torch.log10(1 / ((x_hat - x) ** 2).flatten(1).mean(dim=1)), "20 log10"),
+        (lambda x_hat, x: 10 * torch.log10(((x_hat - x) ** 2).flatten(1).mean(dim=1)), "sign error"),
+        (lambda x_hat, x: 10 * torch.log10(1 / ((x_hat - x) ** 2).flatten(1).sum(dim=1)),
+         "you sum the squared errors over the pixels"),
+    ],
+}
+
+CASES = [(name, i, fn, message) for name, wrong in WRONG.items()
+         for i, (fn, message) in enumerate(wrong)]
+
+
+def test_every_checker_has_at_least_four_wrong_implementations():
+    assert set(WRONG) == set(check.EXERCISES)
+    for name, wrong in WRONG.items():
+        rejected = [m for _, m in wrong if m is not None]
+        assert len(rejected) >= 4, name
+
+
+@pytest.mark.parametrize("name,i,fn,message", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_checker_explains_the_mistake(name, i, fn, message, capsys):
+    fn.__name__ = f"my_{name}"
+    checker = check.EXERCISES[name].checker
+    if message is None:  # an unusual but correct answer must pass
+        checker(fn)
+        return
+    with pytest.raises(check.ExerciseFailed) as info:
+        checker(fn)
+    text = str(info.value)
+    assert message in text, text
+    assert text.startswith(f"Exercise {check.EXERCISES[name].number} ")
+    assert capsys.readouterr().out == ""  # no success message on failure
+
+
+def test_unfinished_exercise_reports_the_stub_message():
+    def my_kl_sparsity(h, rho):
+        raise NotImplementedError("Exercise 4.2 is not done yet. Hint: rho_hat = h.mean(dim=0)")
+
+    with pytest.raises(NotImplementedError, match=r"^Exercise 4\.2 is not done yet\. Hint: "
+                                                  r"rho_hat = h\.mean\(dim=0\) Replace the stub"):
+        check.kl_sparsity(my_kl_sparsity)
+
+    def my_mse(x_hat, x):
+        raise NotImplementedError
+
+    with pytest.raises(NotImplementedError, match=r"^Exercise 1\.1 \(the mean squared error\), "
+                                                  r"my_mse is not written yet\."):
+        check.mse(my_mse)
+
+
+@pytest.mark.parametrize("bad", [None, 3, "my_mse", torch.zeros(2)])
+def test_checker_wants_the_function_itself(bad):
+    with pytest.raises(TypeError, match=r"check\.mse expects your function itself.*check\.mse\(my_mse\)"):
+        check.mse(bad)
