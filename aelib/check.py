@@ -18,8 +18,8 @@ Introduced with the exercises, in every chapter.
 
 from __future__ import annotations
 
-import inspect
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -248,7 +248,7 @@ def _compare(name: str, fn: Callable, reference: Callable, cases: list[Case],
                                  f"finite.{hint}")
         raise ExerciseFailed(f"{prefix} {where}: {_diagnose(got, want_t, case, atol)}")
     labels = "; ".join(c.label for c in cases)
-    print(f"✓ {prefix} matches the reference on {len(cases)} inputs: {labels}.{success}")
+    _say(f"✓ {prefix} matches the reference on {len(cases)} inputs: {labels}.{success}")
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -267,6 +267,12 @@ def _image_sizes(x: torch.Tensor) -> dict[str, int]:
 def _code_sizes(h: torch.Tensor) -> dict[str, int]:
     n, k = h.shape
     return {"the batch": n, "the code units": k, "every element (batch x units)": n * k}
+
+
+def _say(text: str) -> None:
+    """Print a success message wrapped to 78 columns (it shows on the website too)."""
+    print(textwrap.fill(text, width=78, subsequent_indent="  ", break_long_words=False,
+                        break_on_hyphens=False))
 
 
 def _numbers(t: torch.Tensor) -> str:
@@ -397,7 +403,7 @@ def pca(fn: Callable) -> None:
         raise ExerciseFailed(f"{prefix} on {case.label}: component {worst + 1} is not the "
                              f"principal axis (|cosine| with it {float(cos[worst]):.4f}, expected "
                              f"1; the sign does not matter).")
-    print(f"✓ {prefix} matches the reference on {len(cases)} inputs "
+    _say(f"✓ {prefix} matches the reference on {len(cases)} inputs "
           f"({'; '.join(c.label for c in cases)}): mean, shapes, unit length and every axis up "
           f"to sign.")
 
@@ -500,7 +506,7 @@ def gaussian_noise(fn: Callable) -> None:
                               f"pixel values must stay in [0, 1]: clip with .clamp(0, 1).")
     _call(fn, name, Case("8 images in double precision",
                          {"x": _images(8, 0, torch.float64), "sigma": 0.3, "generator": _gen(0)}))
-    print(f"✓ {_prefix(name, fn)} passes: shape and dtype kept, input untouched, reproducible "
+    _say(f"✓ {_prefix(name, fn)} passes: shape and dtype kept, input untouched, reproducible "
           f"with a seeded generator, noise mean {mean:+.4f} and standard deviation {std:.4f} "
           f"for sigma = 0.1, unchanged at sigma = 0, clipped to [0, 1] at sigma = 1.")
 
@@ -539,7 +545,7 @@ def masking_noise(fn: Callable) -> None:
         if not torch.equal(got, expect):
             raise _fail(name, fn, f"with fraction = {fraction:g} the result should be "
                                   f"{'the images unchanged' if fraction == 0 else 'all zeros'}.")
-    print(f"✓ {_prefix(name, fn)} passes: shape and dtype kept, input untouched, reproducible "
+    _say(f"✓ {_prefix(name, fn)} passes: shape and dtype kept, input untouched, reproducible "
           f"with a seeded generator, {100 * share:.1f}% of the pixels zeroed for fraction = 0.3 "
           f"and the rest unchanged, a different mask per image, fractions 0 and 1 exact.")
 
@@ -763,7 +769,7 @@ def reparameterize(fn: Callable) -> None:
                                                  "generator": _gen(0)}))
     if not torch.allclose(tiny, mu0[:8], atol=1e-4):
         raise _fail(name, fn, "with logvar = -30 (almost no noise) the sample must equal mu.")
-    print(f"✓ {_prefix(name, fn)} passes: shape and dtype kept, inputs untouched, reproducible "
+    _say(f"✓ {_prefix(name, fn)} passes: shape and dtype kept, inputs untouched, reproducible "
           f"with a seeded generator, gradients reach mu and logvar; over {n} samples the means are "
           f"{_numbers(mean)} (mu = {_numbers(mu0[0])}) and the standard deviations "
           f"{_numbers(std)} (expected {_numbers(std0)}).")
