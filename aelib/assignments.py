@@ -60,7 +60,8 @@ def exercise_name(cell: Any) -> str | None:
     """For a solution code cell, the checker's name (grade_id "ex-<name>"); else None."""
     meta = grading(cell)
     if cell["cell_type"] == "code" and meta.get("solution"):
-        return str(meta.get("grade_id", ""))[3:] or None
+        grade_id = str(meta.get("grade_id", ""))
+        return grade_id.removeprefix("ex-") if grade_id.startswith("ex-") else grade_id
     return None
 
 
@@ -129,9 +130,10 @@ def exercises(nb: Any, path: Path) -> list[str]:
         name = exercise_name(cell)
         if name is None:
             continue
-        if name not in check.EXERCISES:
-            raise AssignmentError(f"{where}: grade_id 'ex-{name}' names no checker in aelib.check; "
-                                  f"use 'ex-' + one of {sorted(check.EXERCISES)}.")
+        if name not in check.EXERCISES or not grading(cell).get("grade_id", "").startswith("ex-"):
+            raise AssignmentError(f"{where}: grade_id {grading(cell).get('grade_id')!r} names no "
+                                  f"checker in aelib.check; use 'ex-' + one of "
+                                  f"{sorted(check.EXERCISES)}.")
         call = f"check.{name}(my_{name})"
         following = cells[i + 1] if i + 1 < len(cells) else None
         if following is None or call not in following["source"] or not grading(following).get("grade"):

@@ -94,9 +94,9 @@ def _copy(value: Any) -> Any:
     return value.detach().clone() if isinstance(value, torch.Tensor) else value
 
 
-def _call(fn: Callable, name: str, case: Case, args: dict[str, Any] | None = None) -> Any:
+def _call(fn: Callable, name: str, case: Case) -> Any:
     """`fn(*args)` on copies of the case's inputs; in-place changes and crashes become failures."""
-    given = {k: _copy(v) for k, v in (args if args is not None else case.args).items()}
+    given = {k: _copy(v) for k, v in case.args.items()}
     before = {k: (_copy(v), v.requires_grad) for k, v in given.items() if isinstance(v, torch.Tensor)}
     try:
         out = fn(*given.values())
@@ -207,7 +207,7 @@ def _diagnose(got: torch.Tensor, want: torch.Tensor, case: Case, atol: float) ->
 
 def _compare(name: str, fn: Callable, reference: Callable, cases: list[Case],
              mistakes: list[Mistake] = (), rtol: float = 1e-4, atol: float = 1e-6,
-             check_dtype: bool = True, success: str = "") -> None:
+             check_dtype: bool = True) -> None:
     """Run `fn` and `reference` on every case; raise on the first mismatch, else print a summary."""
     _require_function(fn, name)
     prefix = _prefix(name, fn)
@@ -248,7 +248,7 @@ def _compare(name: str, fn: Callable, reference: Callable, cases: list[Case],
                                  f"finite.{hint}")
         raise ExerciseFailed(f"{prefix} {where}: {_diagnose(got, want_t, case, atol)}")
     labels = "; ".join(c.label for c in cases)
-    _say(f"✓ {prefix} matches the reference on {len(cases)} inputs: {labels}.{success}")
+    _say(f"✓ {prefix} matches the reference on {len(cases)} inputs: {labels}.")
 
 
 def _gen(seed: int = 0) -> torch.Generator:
