@@ -78,11 +78,13 @@ book: $(STAMP) $(MATHJAX)
 
 # make test = unit tests + every notebook under nbval (one pytest run), then a
 # quick-mode book build with warnings as errors, then the checks of that same site
-# (tests/site: offline references, headless Chromium). Fresh checkpoint cache each time.
+# (tests/site: offline references, headless Chromium). Fresh checkpoint cache each time;
+# tests/offline/sitecustomize.py on PYTHONPATH refuses any connection that leaves this machine.
 test: $(STAMP) $(MATHJAX) browser
 	@cache=$$(mktemp -d)
 	trap 'rm -rf "$$cache"' EXIT
 	export AELIB_CACHE_DIR=$$cache $(QUICK_ENV)
+	export PYTHONPATH=$(CURDIR)/tests/offline$${PYTHONPATH:+:$$PYTHONPATH}  # offline guard, every process
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) --ignore=tests/site --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
 	rm -rf _build/html _build/jupyter_execute _build/screenshots

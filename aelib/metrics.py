@@ -464,7 +464,8 @@ def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     """
     s, p = scores.detach().flatten().double().cpu(), positive.detach().flatten().cpu()
     if len(s) != len(p):
-        raise ValueError(f"auroc: {len(s)} scores but {len(p)} labels.")
+        raise ValueError(f"auroc: {len(s)} scores but {len(p)} labels; give one label per "
+                         f"score (1 = positive, e.g. anomaly), in the same order.")
     if not torch.isfinite(s).all():
         raise ValueError("auroc: the scores contain NaN or inf; check the model that made them "
                          "(a diverged model gives NaN errors).")

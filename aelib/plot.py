@@ -251,6 +251,10 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], flo
     def cell(v: object) -> str:
         return format(v, floatfmt) if isinstance(v, float) else str(v)
 
+    for i, row in enumerate(rows):
+        if len(row) != len(headers):
+            raise ValueError(f"markdown_table: row {i} has {len(row)} cells but there are "
+                             f"{len(headers)} headers; give every row one value per header.")
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return Markdown("\n".join(lines))

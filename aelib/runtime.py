@@ -83,6 +83,24 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+def synchronize(device: torch.device | str) -> None:
+    """Wait until the GPU work queued on `device` is done, so that a timer measures it.
+
+    Nothing to wait for on the CPU. Used by benchmarks; the only place besides
+    `get_device` that names a GPU back end.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def has_fused_adam(device: torch.device | str) -> bool:
+    """Whether PyTorch's fused Adam kernel runs on `device` (CPU and CUDA)."""
+    return torch.device(device).type in ("cpu", "cuda")
+
+
 def available_devices() -> str:
     """Comma-separated list of the device names usable on this machine."""
     names = ["cpu"]

@@ -51,8 +51,7 @@ class CheckpointError(ValueError):
 def default_optimizer(params, lr: float) -> torch.optim.Optimizer:
     """Adam with the given learning rate, fused where PyTorch supports it (CPU, CUDA)."""
     params = list(params)
-    device_type = params[0].device.type if params else "cpu"
-    fused = device_type in ("cpu", "cuda")
+    fused = runtime.has_fused_adam(params[0].device if params else "cpu")
     return torch.optim.Adam(params, lr=lr, fused=fused)
 
 

@@ -89,16 +89,14 @@ def main() -> None:
     for name in ("baseline", "aelib"):
         torch.manual_seed(args.seed)
         model = models.reference_s1()  # identical initial weights for both runs
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        runtime.synchronize(device)
         tic = time.perf_counter()
         if name == "baseline":
             train_tutorial(model, loader, epochs, args.lr, device)
         else:
             train.fit(model, dataset.x_train, objective, num_epochs=epochs, batch_size=args.batch_size,
                       lr=args.lr, seed=args.seed, device=device, progress=False)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        runtime.synchronize(device)
         seconds = time.perf_counter() - tic
         results[name] = (epochs * n / seconds, metrics.reconstruction_error(model.to(device), x_test))
 

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# No test reaches another machine: the offline guard (tests/offline/sitecustomize.py) is
+# loaded here for this process and put first on PYTHONPATH for every Jupyter kernel and
+# subprocess the tests start (pytest-socket, configured in pyproject.toml, guards the test
+# functions of this process as well).
+OFFLINE = Path(__file__).resolve().parent / "offline"
+os.environ["PYTHONPATH"] = os.pathsep.join([str(OFFLINE), *filter(None, [os.environ.get("PYTHONPATH")])])
+if not getattr(sys.modules.get("sitecustomize"), "GUARD_ACTIVE", False):
+    _spec = importlib.util.spec_from_file_location("aelib_offline_guard", OFFLINE / "sitecustomize.py")
+    _spec.loader.exec_module(importlib.util.module_from_spec(_spec))
 
 AELIB_VARS = ("AELIB_DATASET", "AELIB_DATA_DIR", "AELIB_CACHE_DIR", "AELIB_PROGRESS",
               "AELIB_DEVICE", "AELIB_QUICK", "AELIB_SEED")

@@ -67,3 +67,26 @@ def test_import_has_no_side_effects():
             "assert dict(matplotlib.rcParams) == rc; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_only_the_runtime_module_names_cuda():
+    """Code outside aelib/runtime.py never assumes CUDA: devices come from get_device."""
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"""\.cuda\(|["']cuda["']""")
+    sources = {p: p.read_text() for p in [*root.glob("aelib/*.py"), *root.glob("bench/*.py")]}
+    for nb in root.glob("book/*.ipynb"):
+        cells = json.loads(nb.read_text())["cells"]
+        sources[nb] = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    offenders = [f"{p.relative_to(root)}: {m.group(0)}" for p, text in sources.items()
+                 if p.name != "runtime.py" for m in pattern.finditer(text)]
+    assert not offenders, offenders
+    assert pattern.search((root / "aelib" / "runtime.py").read_text())  # the scan can match
+
+
+def test_synchronize_and_fused_adam_on_cpu():
+    runtime.synchronize("cpu")  # nothing queued, nothing to wait for
+    assert runtime.has_fused_adam("cpu") and not runtime.has_fused_adam("meta")
