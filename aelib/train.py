@@ -2,9 +2,11 @@
 
 The objective is passed in (`objective(model, batch) -> (loss, parts)`), so
 the trainer knows nothing about particular models. Data stay on the device
-and batches are index slices. Checkpoints are written atomically after each
-epoch and hold everything needed to resume bit-for-bit on the CPU: model,
-optimiser, the shuffle generator, the global RNG state and the history.
+and batches are index slices. Checkpoints are written atomically, between
+steps as well as between epochs, and hold everything needed to resume
+bit-for-bit on the CPU: model, optimiser, the shuffle generator and the
+position in the epoch's shuffled order, the global RNG state, the epoch's
+running sums and the history.
 Introduced in chapter 1.
 """
 
@@ -32,11 +34,13 @@ from .models import LinearAutoencoder, config_from_dict, config_to_dict
 #: Learning-rate schedules `fit` knows.
 LR_SCHEDULES = ("constant", "cosine")
 
-#: Version of the checkpoint layout; a file with a larger number is refused.
-FORMAT_VERSION = 1
+#: Version of the checkpoint layout; a file with a larger number is refused. Version 2
+#: added the position inside an epoch (`step`, `sums`, `epoch_seconds`).
+FORMAT_VERSION = 2
 
-#: A checkpointed `fit` writes its state after an epoch only when this many seconds have
-#: passed since the last write (and always after the last epoch).
+#: A checkpointed `fit` writes its state after a step only when this many seconds have
+#: passed since the last write (and always after the last epoch), so an interruption
+#: loses at most this much training and small steps do not spend their time writing files.
 CHECKPOINT_SECONDS = 10.0
 
 
@@ -62,7 +66,8 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
         checkpoint: str | Path | None = None, progress: bool | None = None,
         nan_check_every: int | None = None,
         track: Callable[[nn.Module], dict[str, float]] | None = None,
-        lr_schedule: str = "constant") -> dict[str, Any]:
+        lr_schedule: str = "constant",
+        on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train `model` on `train: (N, ...)` by minimising `objective`; return the history.
 
     Each epoch visits every training example once in a shuffled order drawn
@@ -73,13 +78,14 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     `runtime.get_device()`).
 
     With `checkpoint`, the full training state is written there atomically
-    after the last epoch and after any epoch that ends at least
-    `CHECKPOINT_SECONDS` after the previous write (so an interruption loses
-    seconds of work, and tiny epochs do not spend their time writing
-    files), and a call that finds the file resumes from it (after
-    checking that it belongs to this model and these settings), so
-    `fit(..., num_epochs=2)` followed by `fit(..., num_epochs=4)` gives the
-    weights of `fit(..., num_epochs=4)`. A loss that becomes NaN or infinite
+    after the last epoch and after any step that ends at least
+    `CHECKPOINT_SECONDS` after the previous write (so an interruption,
+    even a killed process, loses seconds of work, and tiny steps do not
+    spend their time writing files), and a call that finds the file
+    resumes from it, mid-epoch included (after checking that it belongs to
+    this model and these settings): on the CPU the result is bit for bit
+    the uninterrupted run's, and `fit(..., num_epochs=2)` followed by
+    `fit(..., num_epochs=4)` gives the weights of `fit(..., num_epochs=4)`. A loss that becomes NaN or infinite
     stops training with `TrainingDivergedError` naming the epoch and step
     (checked every step on CPU, every `nan_check_every` steps elsewhere).
 
@@ -92,6 +98,9 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     half cosine over all `num_epochs` (set before every step); 'constant'
     keeps `lr`. A cosine run can only be resumed with the same
     `num_epochs`, since the schedule depends on it.
+
+    `on_step(epoch, step)`, if given, is called after every optimiser step
+    (and after the checkpoint of that step, if one is written).
 
     Returns `{"epoch": [...], "train": {part: [...]}, "val": {part: [...]},
     "track": {name: [...]}, "seconds": [...]}` with one entry per epoch;
@@ -117,14 +126,17 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
                 "optimizer": getattr(make_opt, "__qualname__", repr(make_opt))}
     if lr_schedule != "constant":  # a schedule depends on the length of the run
         settings.update(lr_schedule=lr_schedule, num_epochs=num_epochs)
-    start_epoch = 0
+    start_epoch, start_step, start_sums, start_seconds = 0, 0, {}, 0.0
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists():
         state = load_checkpoint(path, model, optimizer=opt, settings=settings)
         start_epoch = state["epoch"]
         history = state["history"]
-        generator.set_state(state["generator_state"])
+        generator.set_state(state["generator_state"])  # at the start of epoch start_epoch + 1
         torch.set_rng_state(state["rng_state"])
+        start_step = int(state.get("step", 0))  # steps of that epoch already done
+        start_sums = {k: v.to(device) for k, v in state.get("sums", {}).items()}
+        start_seconds = float(state.get("epoch_seconds", 0.0))
         if start_epoch > num_epochs:
             raise CheckpointError(
                 f"checkpoint {path} already holds {start_epoch} epochs but num_epochs={num_epochs}; "
@@ -136,9 +148,15 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     for epoch in range(start_epoch + 1, num_epochs + 1):
         tic = time.perf_counter()
         model.train()
-        sums: dict[str, torch.Tensor] = {}
+        resumed = epoch == start_epoch + 1 and start_step > 0
+        done_before = start_step if resumed else 0
+        sums: dict[str, torch.Tensor] = start_sums if resumed else {}
+        seconds_before = start_seconds if resumed else 0.0
+        epoch_start_state = generator.get_state()  # the same shuffled order on resume
         for step, idx in enumerate(batch_indices(len(train), batch_size, generator=generator,
                                                  device=device), start=1):
+            if step <= done_before:
+                continue  # done before the interruption
             if lr_schedule == "cosine":
                 done = ((epoch - 1) * steps + step - 1) / (num_epochs * steps)
                 for group in opt.param_groups:
@@ -151,6 +169,16 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
             loss.backward()
             opt.step()
             _accumulate(sums, loss.detach(), parts, len(idx))
+            if path is not None and step < steps and \
+                    time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
+                save_checkpoint(path, model, optimizer=opt, epoch=epoch - 1, step=step,
+                                generator_state=epoch_start_state,
+                                sums={k: v.detach().cpu() for k, v in sums.items()},
+                                epoch_seconds=seconds_before + time.perf_counter() - tic,
+                                history=history, settings=settings)
+                last_save = time.perf_counter()
+            if on_step is not None:
+                on_step(epoch, step)
         history["epoch"].append(epoch)
         _append(history["train"], sums, len(train))
         if val is not None:
@@ -158,10 +186,10 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
         if track is not None:
             with torch.no_grad(), evaluation_mode(model):
                 _append(history.setdefault("track", {}), dict(track(model)), 1)
-        history["seconds"].append(time.perf_counter() - tic)
+        history["seconds"].append(seconds_before + time.perf_counter() - tic)
         if path is not None and (epoch == num_epochs
                                  or time.perf_counter() - last_save >= CHECKPOINT_SECONDS):
-            save_checkpoint(path, model, optimizer=opt, epoch=epoch, history=history,
+            save_checkpoint(path, model, optimizer=opt, epoch=epoch, step=0, history=history,
                             generator_state=generator.get_state(), settings=settings)
             last_save = time.perf_counter()
         if bar is not None:

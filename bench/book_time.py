@@ -1,4 +1,4 @@
-"""What each chapter costs: wall time of every notebook, quick and full mode.
+"""What each chapter costs: wall time and peak memory of every notebook, quick and full mode.
 
 Executes each notebook of the book in table-of-contents order in a Jupyter kernel, once
 per mode. Each mode starts from a fresh, empty AELIB_CACHE_DIR, so no model comes from an
@@ -11,7 +11,9 @@ reuses only the models that the chapters before it trained in the same run (as i
 * ``full-mnist``   the full budget on MNIST, when AELIB_DATA_DIR holds it (for example
   the 10,000-image stand-in: AELIB_DATA_DIR=../shared/data/mnist-10k).
 
-Prints the table with the totals last and writes it to book/_generated/runtime.md (with
+Each kernel also reports its peak resident memory (`ru_maxrss`) at the end, so the table
+says how much memory a laptop needs: the largest kernel of each mode is shown above the
+totals. Prints the table with the totals last and writes it to book/_generated/runtime.md (with
 the machine, its core count and the date), which the intro page includes. Results are
 kept in book/_generated/runtime.json, so a run of some modes or chapters updates only
 those cells. Never typed by hand; run with `make book-time` or
@@ -70,25 +72,47 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
-def run_notebook(name: str, env: dict[str, str]) -> float:
-    """Seconds to execute book/<name>.ipynb in a fresh kernel with `env` (outputs discarded)."""
+#: Appended to each notebook: the kernel's peak resident memory in MiB (-1 where unknown).
+PEAK_RSS_CELL = """
+import sys
+try:
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    print("AELIB_PEAK_RSS_MIB", peak / (2**20 if sys.platform == "darwin" else 2**10))
+except ImportError:  # Windows
+    print("AELIB_PEAK_RSS_MIB", -1)
+"""
+
+
+def run_notebook(name: str, env: dict[str, str]) -> tuple[float, float | None]:
+    """(seconds, peak MiB) of book/<name>.ipynb in a fresh kernel with `env` (outputs discarded)."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PEAK_RSS_CELL))
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
         start = time.perf_counter()
         NotebookClient(nb, timeout=None, kernel_name="python3",
                        resources={"metadata": {"path": str(ROOT / "book")}}).execute()
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+        peak = float(text.split("AELIB_PEAK_RSS_MIB")[1].split()[0])
+        return seconds, (peak if peak >= 0 else None)
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def fmt_mib(mib: float | None) -> str:
+    if mib is None:
+        return "not measured"
+    return f"{mib:.0f} MiB" if mib < 1024 else f"{mib / 1024:.1f} GiB"
 
 
 def fmt(seconds: float | None) -> str:
@@ -105,6 +129,8 @@ def render(results: dict, names: list[str]) -> str:
     for name in names:
         cells = [fmt(results["modes"][m]["seconds"].get(name)) for m in modes]
         lines.append(f"| {{doc}}`{name}` | " + " | ".join(cells) + " |")
+    peaks = [max(results["modes"][m].get("peak_rss_mib", {}).values(), default=None) for m in modes]
+    lines.append("| largest kernel, peak memory | " + " | ".join(fmt_mib(p) for p in peaks) + " |")
     totals = []
     for m in modes:
         times = [results["modes"][m]["seconds"].get(n) for n in names]
@@ -153,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
             env = dict(MODES[mode], AELIB_CACHE_DIR=cache, AELIB_DEVICE="cpu",
                        AELIB_PROGRESS="0")
             for name in todo:
-                seconds = run_notebook(name, env)
+                seconds, peak = run_notebook(name, env)
                 info["seconds"][name] = round(seconds, 1)
-                print(f"{mode:12s} {name:22s} {fmt(seconds):>9s}", flush=True)
+                if peak is not None:
+                    info.setdefault("peak_rss_mib", {})[name] = round(peak, 1)
+                print(f"{mode:12s} {name:22s} {fmt(seconds):>9s} {fmt_mib(peak):>12s}", flush=True)
                 OUT.mkdir(parents=True, exist_ok=True)
                 store.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     table = render(results, names)

@@ -22,12 +22,20 @@ def test_table_has_a_row_per_chapter_and_totals_last():
     bt = _module()
     stamp = {"date": "2026-01-01", "machine": "test CPU, 2 cores", "torch": "2.x", "threads": 2}
     results = {"modes": {
-        "quick": {"seconds": {"a": 30.0, "b": 100.0}, **stamp},
+        "quick": {"seconds": {"a": 30.0, "b": 100.0}, "peak_rss_mib": {"a": 700.0, "b": 1500.0},
+                  **stamp},
         "full-digits": {"seconds": {"a": 200.0}, **stamp},
     }}
     table = bt.render(results, ["a", "b"])
     rows = [line for line in table.splitlines() if line.startswith("|")]
     assert rows[2] == "| {doc}`a` | 30 s | 3.3 min |"
     assert rows[3] == "| {doc}`b` | 1.7 min | not run |"
+    assert rows[-2] == "| largest kernel, peak memory | 1.5 GiB | not measured |"
     assert rows[-1] == "| **whole book** | **2.2 min** | **incomplete** |"
     assert "bench/book_time.py" in table and "test CPU, 2 cores" in table
+
+
+def test_peak_memory_cell_reports_mib(capsys):
+    exec(_module().PEAK_RSS_CELL, {})
+    label, value = capsys.readouterr().out.split()
+    assert label == "AELIB_PEAK_RSS_MIB" and 10 < float(value) < 64 * 1024  # this process: MiB, not KiB
