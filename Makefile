@@ -1,7 +1,8 @@
 # The Autoencoders book: every set-up step a reader or CI needs.
 #   make book   - create .venv if needed, execute every chapter, build the website
 #   make test   - unit tests, every notebook under nbval (quick mode, CPU), warning-free book build,
-#                 then the built site checked offline and in headless Chromium (tests/site)
+#                 then the built site checked offline and in headless Chromium (tests/site) and
+#                 the two runs compared, plus a third with another seed (tests/test_determinism.py)
 #   make mathjax - the site's own copy of MathJax 3 (npm registry, pinned in package-lock.json)
 #   make browser - Debian's chromium for the site test, installed when missing
 #   make book-time - wall time of every chapter, quick and full mode (bench/book_time.py)
@@ -76,21 +77,25 @@ book: $(STAMP) $(MATHJAX)
 	AELIB_CACHE_DIR=$$cache $(BIN)/jupyter-book build . --warningiserror --keep-going
 	echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
-# make test = unit tests + every notebook under nbval (one pytest run), then a
-# quick-mode book build with warnings as errors, then the checks of that same site
-# (tests/site: offline references, headless Chromium). Fresh checkpoint cache each time;
+# make test = unit tests + every notebook under nbval (one pytest run, recording the glued
+# numbers), then a quick-mode book build with warnings as errors and a fresh cache, then the
+# checks of that same site (tests/site: offline references, headless Chromium) and
+# tests/test_determinism.py (same seed, same numbers; seed 1, other numbers). Fresh caches;
 # tests/offline/sitecustomize.py on PYTHONPATH refuses any connection that leaves this machine.
 test: $(STAMP) $(MATHJAX) browser
-	@cache=$$(mktemp -d)
-	trap 'rm -rf "$$cache"' EXIT
+	@cache=$$(mktemp -d); build_cache=$$(mktemp -d)
+	trap 'rm -rf "$$cache" "$$build_cache"' EXIT
 	export AELIB_CACHE_DIR=$$cache $(QUICK_ENV)
 	export PYTHONPATH=$(CURDIR)/tests/offline$${PYTHONPATH:+:$$PYTHONPATH}  # offline guard, every process
-	$(BIN)/python -m pytest tests $(NOTEBOOKS) --ignore=tests/site --nbval-lax --nbval-current-env \
+	rm -rf _build/glue _build/html _build/jupyter_execute _build/screenshots
+	AELIB_GLUE_RECORD=$(CURDIR)/_build/glue/nbval $(BIN)/python -m pytest tests $(NOTEBOOKS) \
+	    --ignore=tests/site --ignore=tests/test_determinism.py --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
-	rm -rf _build/html _build/jupyter_execute _build/screenshots
-	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	# the build executes every notebook a second time, from its own empty cache
+	AELIB_CACHE_DIR=$$build_cache $(BIN)/jupyter-book build . --warningiserror --keep-going
 	echo "quick-mode book built at _build/html/index.html"
-	CHROMIUM="$(FIND_CHROMIUM)" $(BIN)/python -m pytest tests/site -p no:cacheprovider
+	CHROMIUM="$(FIND_CHROMIUM)" $(BIN)/python -m pytest tests/site tests/test_determinism.py \
+	    -p no:cacheprovider
 
 seeds: $(STAMP)
 	@for seed in 0 1 2 3 4; do

@@ -1,0 +1,58 @@
+"""The numbers a notebook glues into its text, read from cell outputs.
+
+myst-nb's `glue(name, value)` emits a display output whose metadata holds
+`{"scrapbook": {"name": name, "mime_prefix": ...}}` and whose data holds the
+value's `text/plain` under that prefix. The same shape appears in nbval's
+outputs during `make test` (recorded by tests/conftest.py when
+AELIB_GLUE_RECORD names a folder) and in the notebooks the book build
+executes (`_build/jupyter_execute/book/<notebook>.glue.json`); tests/test_determinism.py
+compares them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PREFIX = "application/papermill.record/"
+
+
+def glued(outputs) -> dict[str, str]:
+    """`{name: text/plain of the value}` of the glue outputs among `outputs`."""
+    values = {}
+    for out in outputs or []:
+        meta = (out.get("metadata") or {}).get("scrapbook")
+        data = out.get("data") or {}
+        if meta and "name" in meta:
+            text = data.get(meta.get("mime_prefix", PREFIX) + "text/plain")
+            if text is not None:
+                values[meta["name"]] = text
+    return values
+
+
+def notebook_glue(cells) -> dict[str, str]:
+    """Every glued value in the outputs of a notebook's executed cells."""
+    values: dict[str, str] = {}
+    for cell in cells:
+        values.update(glued(cell.get("outputs")))
+    return values
+
+
+def recorded_glue(folder: Path, notebook: str) -> dict[str, str]:
+    """What `record` wrote for one notebook."""
+    return json.loads((Path(folder) / f"{notebook}.json").read_text())
+
+
+def build_glue(path: Path) -> dict[str, str]:
+    """The values of a `<notebook>.glue.json` that the book build writes next to the
+    executed notebook (myst-nb keeps the outputs there, with the mime prefix removed)."""
+    return {name: out["data"].get("text/plain", out["data"].get(PREFIX + "text/plain"))
+            for name, out in json.loads(Path(path).read_text()).items()}
+
+
+def record(folder: Path, notebook: str, values: dict[str, str]) -> None:
+    """Add `values` to `folder/<notebook>.json` (one file per notebook)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{notebook}.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**old, **values}, indent=1, sort_keys=True))
