@@ -30,14 +30,6 @@ def glued(outputs) -> dict[str, str]:
     return values
 
 
-def notebook_glue(cells) -> dict[str, str]:
-    """Every glued value in the outputs of a notebook's executed cells."""
-    values: dict[str, str] = {}
-    for cell in cells:
-        values.update(glued(cell.get("outputs")))
-    return values
-
-
 def recorded_glue(folder: Path, notebook: str) -> dict[str, str]:
     """What `record` wrote for one notebook."""
     return json.loads((Path(folder) / f"{notebook}.json").read_text())
