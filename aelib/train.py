@@ -86,8 +86,9 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     this model and these settings): on the CPU the result is bit for bit
     the uninterrupted run's, and `fit(..., num_epochs=2)` followed by
     `fit(..., num_epochs=4)` gives the weights of `fit(..., num_epochs=4)`.
-    A loss that becomes NaN or infinite stops training with `TrainingDivergedError` naming the epoch and step
-    (checked every step on CPU, every `nan_check_every` steps elsewhere).
+    A loss that becomes NaN or infinite stops training with
+    `TrainingDivergedError` naming the epoch and step (checked every step
+    on CPU, every `nan_check_every` steps elsewhere).
 
     `track(model) -> {name: float}`, if given, is called after every epoch
     in evaluation mode without gradients (say, to follow an angle or a test
