@@ -1,4 +1,6 @@
 # The Autoencoders book: every set-up step a reader or CI needs.
+#   make venv   - .venv with every Python package: from requirements.lock (exact versions, every
+#                 package) on CPython 3.11 + Linux x86_64 as in CI, elsewhere from constraints.txt
 #   make book   - create .venv if needed, execute every chapter, build the website
 #   make test   - unit tests, every notebook under nbval (quick mode, CPU), warning-free book build,
 #                 then the built site checked offline and in headless Chromium (tests/site) and
@@ -6,9 +8,12 @@
 #   make mathjax - the site's own copy of MathJax 3 (npm registry, pinned in package-lock.json)
 #   make browser - Debian's chromium for the site test, installed when missing
 #   make book-time - wall time of every chapter, quick and full mode (bench/book_time.py)
-#   make assignments - student and instructor notebooks of every chapter in assignments/ (aelib.assignments)
+#   make assignments - student and instructor notebooks of every chapter in assignments/ (nbgrader)
+#   make grade-check - the nbgrader course round trip (tests/test_nbgrader.py) on every chapter
 #   make seeds  - the notebooks under nbval in quick mode for AELIB_SEED=0..4
 #   make bench  - training-throughput benchmark (ratio printed last)
+#   make lock   - regenerate requirements.lock with uv (PyPI), keeping its pins where they still fit;
+#                 make lock LOCK_FLAGS=--upgrade moves every package to its newest allowed version
 #   make clean  - remove build outputs (keeps .venv)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -31,9 +36,26 @@ export PYTHONDONTWRITEBYTECODE := 1
 QUICK_ENV := AELIB_QUICK=1 AELIB_DATASET=digits AELIB_DEVICE=cpu
 CELL_TIMEOUT ?= 1800
 
-.PHONY: venv book test unit notebooks book-quick seeds bench book-time assignments mathjax browser clean
+.PHONY: venv lock book test unit notebooks book-quick seeds bench book-time assignments grade-check mathjax \
+    browser clean
 
 venv: $(STAMP)
+
+# requirements.lock: every Python package of .venv at an exact version, the installer tools
+# included, for the interpreter CI uses (LOCK_PLATFORM, which tests/test_lock.py mirrors).
+# make lock resolves it from pyproject.toml (base, book, test, instructor), constraints.txt
+# and LOCK_TOOLS (pip, and setuptools and wheel for aelib's --no-build-isolation install).
+LOCK := requirements.lock
+LOCK_UV := uv>=0.13,<0.14
+LOCK_TOOLS := pip 'setuptools>=68' wheel '$(LOCK_UV)'
+LOCK_COMPILE := uv pip compile pyproject.toml - --extra book --extra test --extra instructor \
+    -c constraints.txt --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
+LOCK_FLAGS ?=
+LOCK_PLATFORM := import platform, sys; sys.exit(not (platform.python_implementation() == "CPython" \
+    and sys.version_info[:2] == (3, 11) and sys.platform == "linux" and platform.machine() == "x86_64"))
+CPU_TORCH := from importlib.metadata import version; import sys; sys.exit("+cpu" not in version("torch"))
+PYTHON_HERE := import platform as p; print(p.python_implementation(), p.python_version(), "on", \
+    p.system(), p.machine())
 
 # MathJax is served by the site itself (html_extra_path), so math renders with no network.
 MATHJAX := .mathjax/mathjax/tex-chtml.js
@@ -65,12 +87,50 @@ browser:
 	       "Install it (Debian/Ubuntu: apt-get install chromium) or set CHROMIUM=/path/to/chromium." >&2
 	fi
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test]"
+	$(BIN)/python -m pip install --quiet "$$(grep -m1 '^pip==' $(LOCK))"
+	if $(BIN)/python -c '$(LOCK_PLATFORM)'; then
+	  lock=$(LOCK)
+	  if $(BIN)/python -c '$(CPU_TORCH)' 2>/dev/null; then  # the README's CPU-only laptop set-up
+	    echo "make venv: torch is a CPU-only build; leaving out the CUDA libraries of $(LOCK)." >&2
+	    lock=$$(mktemp); grep -vE '^(nvidia-|cuda-|triton==)' $(LOCK) > $$lock
+	  fi
+	  $(BIN)/python -m pip install --quiet -r $$lock
+	  $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	  if ! broken=$$($(BIN)/python -m pip check); then
+	    echo "$$broken" >&2
+	    echo "make venv: $(LOCK) does not satisfy pyproject.toml any more; run 'make lock'." >&2; exit 1
+	  fi
+	else
+	  here=$$($(BIN)/python -c '$(PYTHON_HERE)')
+	  echo "make venv: $(LOCK) is for CPython 3.11 on Linux x86_64, not $$here:" \
+	       "installing with constraints.txt (only its pins are exact)." >&2
+	  $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test,instructor]"
+	fi
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
+
+# Regenerates requirements.lock (needs PyPI); uv comes into .venv at the version the lock pins.
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if ! test -x $(BIN)/uv; then
+	  $(BIN)/python -m pip install --quiet "$$(grep -m1 '^uv==' $(LOCK) 2>/dev/null || echo '$(LOCK_UV)')"
+	fi
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
+	cp $(LOCK) $$tmp/lock 2>/dev/null || true  # uv keeps the pins of its output file where they fit
+	printf '%s\n' $(LOCK_TOOLS) | $(BIN)/$(LOCK_COMPILE) $(LOCK_FLAGS) --quiet --no-header -o $$tmp/lock
+	{ printf '%s\n' \
+	    "# requirements.lock: every Python package of .venv at an exact version (transitive ones and the" \
+	    "# installer tools included) for CPython 3.11 on Linux x86_64, where \`make venv\` installs it;" \
+	    "# elsewhere make venv falls back to constraints.txt. Do not edit by hand: \`make lock\` made it" \
+	    "# with $$($(BIN)/uv --version | cut -d' ' -f1,2), running" \
+	    "#   printf '%s\n' $(LOCK_TOOLS) |" \
+	    "#     $(strip $(LOCK_COMPILE) $(LOCK_FLAGS)) -o $(LOCK)"
+	  cat $$tmp/lock; } > $$tmp/new
+	if cmp -s $$tmp/new $(LOCK); then state=unchanged; else state=written; cp $$tmp/new $(LOCK); fi
+	echo "make lock: $(LOCK) $$state, $$(grep -c '^[A-Za-z0-9]' $(LOCK)) packages" \
+	     "($$(grep -E '^(torch|torchvision)==' $(LOCK) | paste -sd' '))"
 
 book: $(STAMP) $(MATHJAX)
 	@cache=$${AELIB_CACHE_DIR:-$$HOME/.cache/aelib/checkpoints}
@@ -118,6 +178,16 @@ book-time: $(STAMP)
 # Course assignments: the chapters with solutions stubbed out (student) and as they are (instructor).
 assignments: $(STAMP)
 	@$(BIN)/python -m aelib.assignments --book book --out assignments
+
+# What make test does for one short chapter, for every chapter: an nbgrader course, three
+# submissions autograded with the CI settings, feedback, scores from the gradebook.
+grade-check: $(STAMP)
+	@export $(QUICK_ENV) GRADE_CHAPTERS=all
+	export PYTHONPATH=$(CURDIR)/tests/offline$${PYTHONPATH:+:$$PYTHONPATH}  # offline guard
+	start=$$(date +%s)
+	$(BIN)/python -m pytest tests/test_nbgrader.py -p no:cacheprovider -q
+	cat _build/grading/scores.md
+	echo "make grade-check: every chapter graded in $$(( $$(date +%s) - start )) s"
 
 clean:
 	@rm -rf _build .pytest_cache .mathjax
