@@ -1,27 +1,39 @@
-"""Course assignments from the chapters: student and instructor notebooks.
+"""Course assignments from the chapters, made by nbgrader.
 
 The chapters are the instructor version: every exercise is a code cell
 whose solution sits between nbgrader's `### BEGIN SOLUTION` and
 `### END SOLUTION` markers, with nbgrader cell metadata (`solution`,
 `grade_id` "ex-<name>"), followed by a locked, graded cell that calls
 `aelib.check.<name>(my_<name>)`. Open questions have their model answer in
-a markdown cell marked as an nbgrader solution. A course can therefore run
-`book/` through nbgrader directly; without nbgrader,
+a markdown cell marked as an nbgrader "manually graded answer".
 
-    python -m aelib.assignments --book book --out assignments   (make assignments)
+nbgrader itself makes the student version (its `generate_assignment`), so
+the notebooks a class receives are exactly what an nbgrader course
+releases: each solution region becomes `# YOUR CODE HERE` /
+`raise NotImplementedError()` under the exercise's `# Hint:` comment
+(`aelib.check` then says which exercise is not done, with that hint), each
+model answer becomes "YOUR ANSWER HERE", graded cells are locked.
 
-writes `assignments/instructor/NN_<chapter>.ipynb` (the chapter, outputs
-cleared) and `assignments/student/NN_<chapter>.ipynb`, where each solution
-region becomes a stub that raises `NotImplementedError` with the exercise's
-hint (the `# Hint:` comment above the region) and each model answer becomes
-"YOUR ANSWER HERE", as nbgrader's own `ClearSolutions` does.
+    python -m aelib.assignments --out assignments    (make assignments)
+
+checks the exercise format (with a message that says where and how to fix
+it) and writes `assignments/instructor/NN_<chapter>.ipynb` (the chapter,
+outputs cleared) and `assignments/student/NN_<chapter>.ipynb` (nbgrader's
+release version, made without a gradebook);
+
+    python -m aelib.assignments --course DIR
+
+lays out an nbgrader course in DIR (`nbgrader_config.py` with the grading
+settings, one assignment per chapter in `source/`), the starting point of
+`nbgrader generate_assignment` and `autograde` (see the instructors' page).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +43,32 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CODE_STUB = "# YOUR CODE HERE"
 ANSWER_STUB = "YOUR ANSWER HERE"
 HINT = "# Hint:"
+
+#: The course's `nbgrader_config.py`: grading runs every chapter top to bottom with the settings
+#: of the book's CI (quick mode, the digits shipped with scikit-learn, CPU), so every student's
+#: notebook is graded on the same small run in about a minute; models are cached between students.
+COURSE_CONFIG = """\
+# nbgrader configuration of a course made from the Autoencoders book
+# (python -m aelib.assignments --course DIR); see the book's page for instructors.
+import os
+
+c = get_config()
+c.CourseDirectory.course_id = "autoencoders-book"
+# Autograding runs a whole chapter; its training cells need more than nbgrader's 30 s a cell.
+c.Execute.timeout = 1800
+
+# The run every notebook is graded with: the settings of the book's CI (quick mode, the digits
+# shipped with scikit-learn, the CPU). Export other values before `nbgrader autograde` to grade
+# otherwise, e.g. AELIB_QUICK=0 for the full budget or AELIB_DATASET=mnist with AELIB_DATA_DIR.
+for name, value in {"AELIB_QUICK": "1", "AELIB_DATASET": "digits", "AELIB_DEVICE": "cpu",
+                    "AELIB_PROGRESS": "0"}.items():
+    os.environ.setdefault(name, value)
+
+# Feedback files give every figure the alt text that the book's website uses (screen readers).
+c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades",
+                                    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+                                    "aelib.assignments.figure_alt_text"]
+"""
 
 
 class AssignmentError(ValueError):
@@ -75,41 +113,47 @@ def _hint(lines: list[str], where: str) -> str:
         block.insert(0, text.lstrip("#").strip())
         if text.startswith(HINT):
             return " ".join(block)[len("Hint:"):].strip()
-    raise AssignmentError(f"{where}: put a '{HINT} ...' comment right above '{BEGIN}'; the "
-                          f"student version raises it as the stub's message.")
+    raise AssignmentError(f"{where}: put a '{HINT} ...' comment right above '{BEGIN}'; it stays "
+                          f"above the stub in the student version, and aelib.check repeats it.")
 
 
-def stub_source(source: str, where: str, message: str = "") -> str:
-    """`source` with every solution region replaced by a stub raising NotImplementedError."""
-    out: list[str] = []
+def figure_alt_text(nb: Any, resources: dict) -> tuple[Any, dict]:
+    """nbconvert preprocessor: copy a figure cell's alt text (`mystnb.image.alt`, what the website
+    shows) onto its image outputs, where HTML exports such as nbgrader's feedback look for it."""
+    for cell in nb.cells:
+        alt = cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt")
+        if cell.get("cell_type") != "code" or not alt:
+            continue
+        for output in cell.get("outputs", []):
+            for mime in ("image/png", "image/jpeg", "image/svg+xml"):
+                if mime in output.get("data", {}):
+                    output.setdefault("metadata", {}).setdefault(mime, {}).setdefault("alt", alt)
+    return nb, resources
+
+
+def check_markers(source: str, where: str) -> int:
+    """Check the solution regions of a cell (balanced markers, a hint above each); their number."""
+    seen: list[str] = []
     inside, regions = False, 0
     for line in source.splitlines():
         text = line.strip()
         if text == BEGIN:
             if inside:
                 raise AssignmentError(f"{where}: '{BEGIN}' inside another solution region.")
+            _hint(seen, where)
             inside, regions = True, regions + 1
-            indent = line[: len(line) - len(line.lstrip())]
-            hint = _hint(out, where)
-            text_msg = f"{message} Hint: {hint}".strip()
-            out += [indent + CODE_STUB, f"{indent}raise NotImplementedError({text_msg!r})"]
         elif text == END:
             if not inside:
                 raise AssignmentError(f"{where}: '{END}' without a '{BEGIN}' before it.")
             inside = False
         elif not inside:
-            out.append(line)
+            seen.append(line)
     if inside:
         raise AssignmentError(f"{where}: '{BEGIN}' without a matching '{END}'.")
     if not regions:
         raise AssignmentError(f"{where}: a solution cell needs a '{BEGIN}' ... '{END}' region "
                               f"(nbgrader would otherwise replace the whole cell).")
-    return "\n".join(out)
-
-
-def _clear(cell: Any) -> None:
-    if cell["cell_type"] == "code":
-        cell["outputs"], cell["execution_count"] = [], None
+    return regions
 
 
 def _where(path: Path, cell: Any) -> str:
@@ -139,37 +183,87 @@ def exercises(nb: Any, path: Path) -> list[str]:
         if following is None or call not in following["source"] or not grading(following).get("grade"):
             raise AssignmentError(f"{where}: the cell after an exercise must call {call} and be "
                                   f"an nbgrader test cell (grade: true, locked: true).")
-        stub_source(cell["source"], where)  # the markers are well formed
+        check_markers(cell["source"], where)
         names.append(name)
     return names
 
 
-def make_versions(path: Path) -> tuple[Any, Any, list[str]]:
-    """`(student, instructor, exercise names)` for one chapter notebook."""
-    from . import check
+def chapters(book: Path | None = None) -> list[Path]:
+    """The chapter notebooks (NN_<chapter>.ipynb) of the book, in order."""
+    book = Path(book or default_book())
+    found = sorted(book.glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise AssignmentError(f"no chapter notebooks (NN_<chapter>.ipynb) in {book}; pass the "
+                              f"book's folder with --book.")
+    return found
 
+
+def check_book(paths: list[Path]) -> dict[str, list[str]]:
+    """Check every chapter's exercise format; {notebook: exercise names}. Grade ids are unique
+    across the whole book, so one gradebook can hold every chapter."""
     nbformat = _nbformat()
-    nb = nbformat.read(path, as_version=4)
-    names = exercises(nb, path)
-    instructor = copy.deepcopy(nb)
-    for cell in instructor.cells:
-        _clear(cell)
-    student = copy.deepcopy(instructor)
-    for cell in student.cells:
-        meta = grading(cell)
-        if not meta.get("solution"):
-            continue
-        if cell["cell_type"] == "code":
-            ex = check.EXERCISES[exercise_name(cell)]
-            cell["source"] = stub_source(cell["source"], _where(path, cell),
-                                         f"Exercise {ex.number} ({ex.title}) is not done yet.")
-            tags = [t for t in cell["metadata"].pop("tags", []) if t != "hide-input"]
-            if tags:
-                cell["metadata"]["tags"] = tags
-            cell["metadata"].pop("mystnb", None)  # the website's "Show solution" prompt
-        else:
-            cell["source"] = ANSWER_STUB
-    return student, instructor, names
+    made: dict[str, list[str]] = {}
+    owner: dict[str, str] = {}
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        names = exercises(nb, path)
+        if len(names) < 2:
+            raise AssignmentError(f"{path.name} has {len(names)} code exercise(s); every chapter "
+                                  f"needs at least 2.")
+        for cell in nb.cells:
+            grade_id = grading(cell).get("grade_id")
+            if not grade_id:
+                continue
+            if grade_id in owner:
+                raise AssignmentError(f"{_where(path, cell)}: grade_id {grade_id!r} is used "
+                                      f"again (also in {owner[grade_id]}); every graded or "
+                                      f"solution cell of the book needs its own.")
+            owner[grade_id] = path.name
+        made[path.name] = names
+    return made
+
+
+def make_course(root: Path, paths: list[Path]) -> list[str]:
+    """Lay out an nbgrader course in `root`: `nbgrader_config.py` (COURSE_CONFIG) and each chapter
+    as its own assignment, `source/<chapter>/<chapter>.ipynb`; the assignment names."""
+    root = Path(root)
+    check_book(paths)
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "nbgrader_config.py"
+    if not config.exists():
+        config.write_text(COURSE_CONFIG, encoding="utf-8")
+    names = []
+    for path in paths:
+        folder = root / "source" / path.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, folder / path.name)
+        names.append(path.stem)
+    return names
+
+
+def nbgrader(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run `nbgrader <args>` in the course folder `cwd` with this interpreter; its log.
+
+    Fails with the log when nbgrader fails or warns (a metadata or checksum warning means a cell
+    is not what nbgrader expects). The interpreter's folder leads PATH: nbgrader's gradebook
+    calls the `alembic` command of its own environment.
+    """
+    try:
+        import nbgrader as _  # noqa: F401
+    except ImportError:
+        raise ImportError("nbgrader is not installed: it makes the student notebooks and grades "
+                          "them. Install the instructor tools with pip install -e '.[instructor]' "
+                          "(make venv does).") from None
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    run = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env,
+                         capture_output=True, text=True)
+    log = run.stdout + run.stderr
+    trouble = [line for line in log.splitlines() if "| WARNING]" in line or "| ERROR]" in line]
+    if run.returncode != 0 or trouble:
+        raise AssignmentError(f"nbgrader {' '.join(args)} failed (exit {run.returncode}) in "
+                              f"{cwd}:\n{log[-4000:]}")
+    return log
 
 
 def _write(nb: Any, path: Path) -> None:
@@ -186,21 +280,25 @@ def _write(nb: Any, path: Path) -> None:
 
 
 def generate(book: Path, out: Path) -> dict[str, list[str]]:
-    """Write `out/student/*.ipynb` and `out/instructor/*.ipynb`; return {notebook: exercise names}."""
-    book, out = Path(book), Path(out)
-    chapters = sorted(book.glob("[0-9][0-9]_*.ipynb"))
-    if not chapters:
-        raise AssignmentError(f"no chapter notebooks (NN_<chapter>.ipynb) in {book}; pass the "
-                              f"book's folder with --book.")
-    made: dict[str, list[str]] = {}
-    for path in chapters:
-        student, instructor, names = make_versions(path)
-        if len(names) < 2:
-            raise AssignmentError(f"{path.name} has {len(names)} code exercise(s); every chapter "
-                                  f"needs at least 2.")
-        _write(student, out / "student" / path.name)
-        _write(instructor, out / "instructor" / path.name)
-        made[path.name] = names
+    """Write `out/student/*.ipynb` (nbgrader's release versions) and `out/instructor/*.ipynb`
+    (the chapters, outputs cleared); return {notebook: exercise names}."""
+    nbformat = _nbformat()
+    paths = chapters(book)
+    made = check_book(paths)
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="aelib-course-") as tmp:
+        course = Path(tmp)
+        make_course(course, paths)
+        nbgrader("generate_assignment", "*", "--no-db", "--force", "--log-level=WARN",
+                 f"--CourseDirectory.root={course}", cwd=course)
+        for path in paths:
+            student = nbformat.read(course / "release" / path.stem / path.name, as_version=4)
+            instructor = nbformat.read(path, as_version=4)
+            for cell in instructor.cells:
+                if cell["cell_type"] == "code":
+                    cell["outputs"], cell["execution_count"] = [], None
+            _write(student, out / "student" / path.name)
+            _write(instructor, out / "instructor" / path.name)
     return made
 
 
@@ -229,8 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aelib.assignments", description=__doc__.split("\n\n")[0])
     parser.add_argument("--book", type=Path, default=Path("book"), help="folder of the chapter notebooks")
     parser.add_argument("--out", type=Path, default=Path("assignments"), help="where to write them")
+    parser.add_argument("--course", type=Path, help="lay out an nbgrader course in this folder instead")
     args = parser.parse_args(argv)
     try:
+        if args.course is not None:
+            names = make_course(args.course, chapters(args.book))
+            print(f"course in {args.course}: nbgrader_config.py and {len(names)} assignments in "
+                  f"source/ ({', '.join(names)}); next: cd {args.course} && nbgrader "
+                  f"generate_assignment '*'")
+            return 0
         made = generate(args.book, args.out)
     except AssignmentError as err:
         print(f"make assignments: {err}", file=sys.stderr)

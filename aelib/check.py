@@ -18,6 +18,7 @@ Introduced with the exercises, in every chapter.
 
 from __future__ import annotations
 
+import inspect
 import math
 import textwrap
 from collections.abc import Callable
@@ -84,10 +85,34 @@ def _require_function(fn: Any, name: str) -> None:
                         f"{shown}. Pass its name without calling it: check.{name}(my_{name}).")
 
 
+def _hint_of(fn: Callable) -> str:
+    """The `# Hint:` comment in the source of `fn` (with its continuation lines), or ""."""
+    try:
+        lines = inspect.getsource(fn).splitlines()
+    except (OSError, TypeError):  # no source: a built-in, or a function made by exec
+        return ""
+    hint: list[str] = []
+    for line in lines:
+        text = line.strip()
+        if hint and text.startswith("#") and not text.startswith(("# YOUR CODE", "### ")):
+            hint.append(text.lstrip("#").strip())
+        elif hint:
+            break
+        elif text.startswith("# Hint:"):
+            hint.append(text[len("# Hint:"):].strip())
+    return " ".join(hint)
+
+
 def _not_done(err: NotImplementedError, name: str, fn: Callable) -> NotImplementedError:
-    said = str(err) or f"{_prefix(name, fn)} is not written yet."
-    return NotImplementedError(f"{said} Replace the stub in the exercise cell with your code, "
-                               f"run that cell, then run this one again.")
+    """The stub (`raise NotImplementedError()`, as nbgrader writes it) is still in place."""
+    ex = EXERCISES[name]
+    said = str(err) or (f"Exercise {ex.number} ({ex.title}) is not done yet: "
+                        f"{getattr(fn, '__name__', 'your function')} still raises the stub's "
+                        f"NotImplementedError.")
+    hint = _hint_of(fn) if "Hint:" not in said else ""
+    return NotImplementedError(f"{said}{f' Hint: {hint}' if hint else ''} Replace the stub "
+                               f"(the two lines after '# YOUR CODE HERE') with your code, run "
+                               f"that cell, then run this one again.")
 
 
 def _copy(value: Any) -> Any:

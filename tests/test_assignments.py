@@ -1,11 +1,13 @@
 """`make assignments`: student and instructor notebooks from the chapters.
 
 The instructor version is the chapter with outputs cleared, so nbval's run
-of `book/*.ipynb` in `make test` is its run. The student version differs
-only in the exercise cells (stubs) and the model answers, so a student
-notebook with the reference solutions pasted back is the instructor
-notebook. Each generated student notebook, executed in a real kernel,
-stops first at the first exercise's check, with the stub's hint.
+of `book/*.ipynb` in `make test` is its run. The student version is
+nbgrader's release version (`generate_assignment`); it differs only in the
+exercise cells (stubs) and the model answers, so a student notebook with
+the reference solutions pasted back is the instructor notebook. Each
+generated student notebook, executed in a real kernel, stops first at the
+first exercise's check, which names the exercise and repeats its hint.
+The whole round trip through nbgrader's gradebook is tests/test_nbgrader.py.
 """
 
 import os
@@ -37,7 +39,7 @@ def test_every_chapter_gets_both_versions_with_two_exercises_or_more(generated):
         assert (out / "instructor" / name).exists()
         student = nbformat.read(out / "student" / name, as_version=4)
         stubs = [c for c in student.cells if c.cell_type == "code"
-                 and "raise NotImplementedError(" in c.source and assignments.CODE_STUB in c.source]
+                 and f"{assignments.CODE_STUB}\n    raise NotImplementedError()" in c.source]
         assert len(stubs) >= 2, name
     # every checker is an exercise exactly once
     assert sorted(n for names in made.values() for n in names) == sorted(check.EXERCISES)
@@ -61,8 +63,10 @@ def test_student_version_hides_every_solution(generated):
                 region = b.source.split(assignments.BEGIN)[1].split(assignments.END)[0]
                 answer = region.strip().splitlines()[-1].strip()  # the line that returns
                 assert answer not in s.source, (name, answer)
-                assert "hide-input" not in s.metadata.get("tags", [])
-                assert "Hint:" in s.source.split("raise NotImplementedError(")[1]
+                hint = s.source.split(assignments.CODE_STUB)[0].splitlines()
+                assert any(line.strip().startswith(assignments.HINT) for line in hint), name
+            if meta.get("locked"):  # nbgrader locks the check cells
+                assert s.metadata.get("editable") is False and s.metadata.get("deletable") is False
 
 
 def test_reference_pasted_into_the_student_version_is_the_instructor_version(generated):
@@ -103,7 +107,11 @@ def test_student_notebook_stops_first_at_the_first_exercise(generated, name):
     text = str(info.value)
     assert "NotImplementedError" in text, text[-2000:]
     number = check.EXERCISES[first].number
-    assert f"Exercise {number} ({check.EXERCISES[first].title}) is not done yet. Hint:" in text
+    said = f"Exercise {number} ({check.EXERCISES[first].title}) is not done yet: my_{first} "
+    assert said in text, text[-2000:]
+    cell = next(c for c in nb.cells if assignments.exercise_name(c) == first)
+    hint = next(line for line in cell.source.splitlines() if assignments.HINT in line)
+    assert "Hint: " + hint.split(assignments.HINT)[1].strip() in text  # read from the cell
     assert f"check.{first}(my_{first})" in text  # it failed in the check cell, not before
     executed = [c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")]
     assert executed[-1].source == f"check.{first}(my_{first})"
@@ -138,6 +146,32 @@ def test_malformed_exercises_are_refused_with_the_place_and_the_fix(tmp_path):
         assignments.exercises(_nb(nbformat.v4.new_code_cell(ok, metadata=other)), tmp_path / "x.ipynb")
     with pytest.raises(assignments.AssignmentError, match="code cells only"):
         assignments.exercises(_nb(nbformat.v4.new_markdown_cell("### BEGIN SOLUTION")), tmp_path / "x.ipynb")
+
+
+def test_a_grade_id_used_twice_in_the_book_is_refused(tmp_path):
+    first, second = (BOOK / CHAPTERS[0], BOOK / CHAPTERS[1])
+    copy = tmp_path / second.name
+    nb = nbformat.read(second, as_version=4)
+    taken = next(assignments.grading(c)["grade_id"] for c in nbformat.read(first, as_version=4).cells
+                 if assignments.grading(c).get("grade_id", "").startswith("answer-"))
+    cell = next(c for c in nb.cells if assignments.grading(c).get("grade_id", "").startswith("answer-"))
+    cell.metadata["nbgrader"]["grade_id"] = taken
+    nbformat.write(nb, copy)
+    with pytest.raises(assignments.AssignmentError, match=f"grade_id '{taken}' is used again "
+                                                          f"\\(also in {first.name}\\)"):
+        assignments.check_book([first, copy])
+
+
+def test_figure_alt_text_reaches_the_image_outputs_of_a_feedback_file():
+    figure = nbformat.v4.new_code_cell("plot()", metadata={"mystnb": {"image": {"alt": "A curve."}}})
+    figure.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBO", "text/plain": "<Figure>"}),
+                      nbformat.v4.new_output("stream", text="done\n")]
+    plain = nbformat.v4.new_code_cell("plot()")
+    plain.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBO"})]
+    nb, _ = assignments.figure_alt_text(_nb(figure, plain), {})
+    assert nb.cells[0].outputs[0].metadata == {"image/png": {"alt": "A curve."}}
+    assert "metadata" not in nb.cells[0].outputs[1]
+    assert nb.cells[1].outputs[0].metadata == {}  # no alt text to give: nbconvert warns
 
 
 def test_command_line_reports_a_wrong_folder(tmp_path, capsys):

@@ -300,20 +300,37 @@ def test_checker_explains_the_mistake(name, i, fn, message, capsys):
     assert capsys.readouterr().out == ""  # no success message on failure
 
 
-def test_unfinished_exercise_reports_the_stub_message():
+def test_unfinished_exercise_says_so_with_the_hint_of_its_cell():
     def my_kl_sparsity(h, rho):
-        raise NotImplementedError("Exercise 4.2 is not done yet. Hint: rho_hat = h.mean(dim=0)")
+        """The nbgrader stub, as a student receives it."""
+        # Hint: rho_hat = h.mean(dim=0).clamp(1e-6, 1 - 1e-6); the KL of two
+        # Bernoulli distributions has an 'on' and an 'off' term.
+        # YOUR CODE HERE
+        raise NotImplementedError()
 
-    with pytest.raises(NotImplementedError, match=r"^Exercise 4\.2 is not done yet\. Hint: "
-                                                  r"rho_hat = h\.mean\(dim=0\) Replace the stub"):
+    with pytest.raises(NotImplementedError, match=r"^Exercise 4\.2 \(the KL sparsity penalty\) is "
+                                                  r"not done yet: my_kl_sparsity still raises the "
+                                                  r"stub's NotImplementedError\. Hint: rho_hat = "
+                                                  r"h\.mean\(dim=0\)\.clamp\(1e-6, 1 - 1e-6\); the KL "
+                                                  r"of two Bernoulli distributions has an 'on' and "
+                                                  r"an 'off' term\. Replace the stub"):
         check.kl_sparsity(my_kl_sparsity)
 
-    def my_mse(x_hat, x):
-        raise NotImplementedError
+    # no source to read the hint from (a function made by exec): the message still says what to do
+    namespace = {}
+    exec("def my_mse(x_hat, x):\n    raise NotImplementedError", namespace)
+    with pytest.raises(NotImplementedError, match=r"^Exercise 1\.1 \(the mean squared error\) is "
+                                                  r"not done yet: my_mse still raises the stub's "
+                                                  r"NotImplementedError\. Replace the stub"):
+        check.mse(namespace["my_mse"])
 
-    with pytest.raises(NotImplementedError, match=r"^Exercise 1\.1 \(the mean squared error\), "
-                                                  r"my_mse is not written yet\."):
-        check.mse(my_mse)
+    # a stub that already carries its message is passed on as it is
+    def my_psnr(x_hat, x):
+        raise NotImplementedError("Exercise 7.8 is not done yet. Hint: log10.")
+
+    with pytest.raises(NotImplementedError, match=r"^Exercise 7\.8 is not done yet\. Hint: log10\. "
+                                                  r"Replace the stub"):
+        check.psnr(my_psnr)
 
 
 @pytest.mark.parametrize("bad", [None, 3, "my_mse", torch.zeros(2)])
