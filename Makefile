@@ -134,7 +134,9 @@ lock:
 
 book: $(STAMP) $(MATHJAX)
 	@cache=$${AELIB_CACHE_DIR:-$$HOME/.cache/aelib/checkpoints}
-	AELIB_CACHE_DIR=$$cache $(BIN)/jupyter-book build . --warningiserror --keep-going
+	# --all: every page is read and every notebook executed again, so a change of dataset, mode,
+	# seed, device or aelib never leaves another run's pages in _build (tests/test_book_build.py)
+	AELIB_CACHE_DIR=$$cache $(BIN)/jupyter-book build . --warningiserror --keep-going --all
 	echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 # make test = unit tests + every notebook under nbval (one pytest run, recording the glued
@@ -152,7 +154,7 @@ test: $(STAMP) $(MATHJAX) browser
 	    --ignore=tests/site --ignore=tests/test_determinism.py --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
 	# the build executes every notebook a second time, from its own empty cache
-	AELIB_CACHE_DIR=$$build_cache $(BIN)/jupyter-book build . --warningiserror --keep-going
+	AELIB_CACHE_DIR=$$build_cache $(BIN)/jupyter-book build . --warningiserror --keep-going --all
 	echo "quick-mode book built at _build/html/index.html"
 	CHROMIUM="$(FIND_CHROMIUM)" $(BIN)/python -m pytest tests/site tests/test_determinism.py \
 	    -p no:cacheprovider
