@@ -39,3 +39,19 @@ def test_peak_memory_cell_reports_mib(capsys):
     exec(_module().PEAK_RSS_CELL, {})
     label, value = capsys.readouterr().out.split()
     assert label == "AELIB_PEAK_RSS_MIB" and 10 < float(value) < 64 * 1024  # this process: MiB, not KiB
+
+
+def test_each_mnist_mode_finds_the_data_with_its_number_of_images(tmp_path, monkeypatch):
+    bt = _module()
+    for name, count in (("small", 8000), ("complete", 60000)):
+        raw = tmp_path / name / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        (raw / "train-images-idx3-ubyte").write_bytes((2051).to_bytes(4, "big") + count.to_bytes(4, "big"))
+    monkeypatch.setattr(bt, "SHARED", tmp_path / "nowhere")
+    monkeypatch.setenv("AELIB_DATA_DIR", str(tmp_path / "complete"))
+    assert bt.mnist_dir("full-mnist-60k") == (tmp_path / "complete").resolve()
+    assert bt.mnist_dir("full-mnist") is None  # AELIB_DATA_DIR holds the complete MNIST
+    assert bt.mnist_dir("full-mnist", str(tmp_path / "small")) == tmp_path / "small"
+    assert bt.mnist_dir("full-mnist-60k", str(tmp_path / "small")) is None  # wrong size: refused
+    assert bt.mnist_train_count(tmp_path / "nowhere") is None
+    assert bt.HEADINGS["full-mnist-60k"] == "full, MNIST 60k"
