@@ -216,3 +216,24 @@ def test_checkpoints_are_written_by_time_and_always_at_the_end(tmp_path, small, 
         assert sorted(calls) == expected
     else:  # only the final state
         assert calls == [(3, 0)]
+
+
+def test_modules_left_out_of_the_cache_key_are_never_imported_by_training_code():
+    """A module outside `source_hash` must not reach a trained model: no hashed module imports it."""
+    import ast
+    from pathlib import Path
+
+    package = Path(train.__file__).parent
+    left_out = {name.removesuffix(".py") for name in train.NOT_IN_TRAINING}
+    assert all((package / name).is_file() for name in train.NOT_IN_TRAINING)
+    for file in package.glob("*.py"):
+        if file.name in train.NOT_IN_TRAINING or file.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(file.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            hit = {n.split(".")[-1] for n in names} & left_out
+            assert not hit, f"{file.name} imports {hit}, which source_hash leaves out"
