@@ -17,6 +17,36 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from . import metrics
 
 
+#: Training images (train + validation splits) of the complete MNIST, the published run's data.
+PUBLISHED_TRAIN_IMAGES = 60000
+
+
+def run_note(ds, *, quick: bool | None = None, seed: int | None = None):
+    """What run this page shows, as Markdown for the top of a chapter.
+
+    The website shows the full run on the complete MNIST; every other run
+    (quick mode, the digits, the MNIST stand-in) says in bold that its
+    numbers are its own, so a quick build is never mistaken for the
+    published one. `ds` is the chapter's `data.Dataset`. Introduced in
+    chapter 1.
+    """
+    from IPython.display import Markdown
+
+    from . import runtime
+
+    quick = runtime.is_quick() if quick is None else quick
+    seed = runtime.get_seed() if seed is None else seed
+    images = len(ds.x_train) + len(ds.x_val)
+    run = (f"{'quick' if quick else 'full'} mode, {ds.name} ({images:,} training and "
+           f"{len(ds.x_test):,} test images), seed {seed}")
+    published = not quick and ds.name == "mnist" and images == PUBLISHED_TRAIN_IMAGES
+    if published:
+        return Markdown(f"*This page: the {run}, the run the website publishes.*")
+    return Markdown(f"> **This page shows a {run}**, not the book's published run (full mode "
+                    f"on the complete MNIST). Its numbers and the words chosen from them are "
+                    f"this run's own; every claim was checked on them.")
+
+
 def use_book_style() -> None:
     """The book's figure style (readable fonts, light grid). Call once per notebook."""
     plt.rcParams.update({
