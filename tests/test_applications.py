@@ -1,5 +1,6 @@
 """Chapter 7 additions, checked against scikit-learn where it has the same thing."""
 
+import io
 import math
 
 import numpy as np
@@ -166,6 +167,40 @@ def test_png_is_lossless_and_jpeg_gets_bigger_with_quality():
         codec.image_files(torch.rand(2, 3, 4, 4), "PNG")
 
 
+def test_shared_jpeg_header_is_the_same_in_every_file_and_suffices_to_decode():
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(9)
+    x = torch.rand(5, 1, 28, 28, generator=g) * (torch.rand(5, 1, 1, 1, generator=g) > 0.3)
+    for quality in (1, 50):
+        files = codec.encode_images(x, "JPEG", quality)
+        n, per_image = codec.shared_jpeg_header(files)
+        assert (per_image + n == torch.tensor([len(f) for f in files])).all()
+        # Independent checks. 1: the header is a common prefix of all files.
+        common = 0
+        while all(len(f) > common and f[common] == files[0][common] for f in files):
+            common += 1
+        assert 100 < n <= common
+        # 2: it ends just after the start-of-scan segment (grey: 8-byte SOS).
+        assert files[0][n - 10:n - 8] == b"\xff\xda" and files[0][n - 8:n - 6] == b"\x00\x08"
+        # 3: another file's header plus this file's own bytes decode to this image.
+        for i, f in enumerate(files):
+            rebuilt = files[(i + 1) % len(files)][:n] + f[n:]
+            assert np.array_equal(np.array(Image.open(io.BytesIO(rebuilt))),
+                                  np.array(Image.open(io.BytesIO(f))))
+        assert torch.equal(codec.decode_images(files), codec.image_files(x, "JPEG", quality)[1])
+    # Segments are skipped by their length: a fake start-of-scan inside an
+    # application segment is not taken for the real one.
+    f = codec.encode_images(x[:1], "JPEG", 50)[0]
+    fake = b"\xff\xe1\x00\x06\xff\xda\x00\x08"
+    assert codec.jpeg_header_bytes(f[:2] + fake + f[2:]) == codec.jpeg_header_bytes(f) + len(fake)
+    with pytest.raises(ValueError, match="not a complete JPEG"):
+        codec.jpeg_header_bytes(codec.encode_images(x[:1], "PNG")[0])
+    other = codec.encode_images(x[:1], "JPEG", 90)
+    with pytest.raises(ValueError, match="different JPEG header"):
+        codec.shared_jpeg_header([f] + other)
+
+
 def test_bytes_at_psnr_interpolates_and_refuses_to_extrapolate():
     assert codec.bytes_at_psnr(25.0, [20.0, 30.0], [100, 200]) == pytest.approx(150.0)
     assert codec.bytes_at_psnr(30.0, [30.0, 20.0], [200, 100]) == pytest.approx(200.0)
@@ -177,6 +212,16 @@ def test_break_even_and_parameter_bytes():
     assert codec.break_even(1000, 10, 20) == 100
     assert codec.break_even(1001, 10, 20) == 101
     assert codec.break_even(1000, 20, 20) is None
+    # a shared header on the other side: pays once (1000 - 300) / (20 - 10)
+    assert codec.break_even(1000, 10, 20, 300) == 70
+    assert codec.break_even(1000, 10, 20, 2000) == 1  # cheaper from the start
+    assert codec.break_even(1000, 20, 10, 300) is None  # dearer per image
+    assert codec.break_even(100, 20, 10, 300) is None  # cheaper at first only
+    assert codec.break_even(100, 20, 20, 300) == 1
+    for model, code, other, fixed in ((1000, 10, 20, 300), (5000, 7, 9.5, 80)):
+        n = codec.break_even(model, code, other, fixed)  # brute force
+        assert model + n * code <= fixed + n * other
+        assert model + (n - 1) * code > fixed + (n - 1) * other
     layer = torch.nn.Linear(3, 2)  # 8 parameters
     assert codec.parameter_bytes(layer) == 16
     assert codec.parameter_bytes(layer, 4) == 32
