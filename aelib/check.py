@@ -377,6 +377,103 @@ def _pca_data(n: int, d: int, seed: int, dtype=torch.float32) -> torch.Tensor:
     return (z @ basis.T + 5.0).to(dtype)  # far from the origin: centring matters
 
 
+def _tiny_autoencoder(seed: int) -> torch.nn.Module:
+    """A 16-4-16 autoencoder of 4x4 images that returns the reconstruction itself."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4), torch.nn.ReLU(),
+                                   torch.nn.Linear(4, 16), torch.nn.Sigmoid(),
+                                   torch.nn.Unflatten(1, (1, 4, 4)))
+
+
+def _sgd_steps(model: torch.nn.Module, batches: list[torch.Tensor], *, zero_grad: bool = True,
+               reduce: str = "mean") -> tuple[list[float], list[torch.Tensor]]:
+    """Losses before each step and flat weights after it, for plain SGD (lr 0.5) on the MSE."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    said, weights = [], []
+    for x in batches:
+        if zero_grad:
+            opt.zero_grad()
+        squares = (model(x) - x).square()
+        loss = squares.mean() if reduce == "mean" else squares.sum()
+        loss.backward()
+        opt.step()
+        said.append(loss.item())
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    return said, weights
+
+
+@_exercise("1.4", "one training step")
+def train_step(fn: Callable) -> None:
+    """`fn(model, x, optimizer) -> float`: one gradient step on the mean squared error of
+    `model(x)` against `x` with the given optimizer; returns the loss before the step."""
+    import copy
+
+    name = "train_step"
+    _require_function(fn, name)
+    prefix = _prefix(name, fn)
+    batches = [_images(8, 40 + i, side=4) for i in range(3)]
+    start = _tiny_autoencoder(41)
+    want_loss, want_w = _sgd_steps(copy.deepcopy(start), batches)
+    piled = _sgd_steps(copy.deepcopy(start), batches, zero_grad=False)[1]
+    summed = _sgd_steps(copy.deepcopy(start), batches, reduce="sum")[1]
+    model = copy.deepcopy(start)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for i, x in enumerate(batches, start=1):
+        before = torch.cat([p.detach().flatten() for p in model.parameters()])
+        given = x.clone()
+        try:
+            out = fn(model, given, opt)
+        except NotImplementedError as err:
+            raise _not_done(err, name, fn) from None
+        except RuntimeError as err:
+            hint = (" The loss has no graph to backpropagate through: compute it from "
+                    "model(x) outside torch.no_grad(), and do not .detach() it or call .item() "
+                    "before loss.backward()." if "does not require grad" in str(err) else "")
+            raise _fail(name, fn, f"raised RuntimeError at step {i}: {err}.{hint}") from err
+        except Exception as err:
+            raise _fail(name, fn, f"raised {type(err).__name__} at step {i}: {err}") from err
+        if not torch.equal(given, x):
+            raise _fail(name, fn, "changed the batch `x` in place; the target of the loss must "
+                                  "stay the clean input.")
+        after = torch.cat([p.detach().flatten() for p in model.parameters()])
+        if out is None:
+            raise _fail(name, fn, "returned None (is a `return` missing?); return the loss "
+                                  "as a number, loss.item().")
+        if isinstance(out, torch.Tensor):
+            raise _fail(name, fn, "returns a tensor; return loss.item(), a Python float, so "
+                                  "that summing the losses of an epoch does not keep every "
+                                  "step's graph alive.")
+        if not isinstance(out, (float, int)):
+            raise _fail(name, fn, f"returns {type(out).__name__}; return loss.item(), a float.")
+        if torch.equal(after, before):
+            raise _fail(name, fn, f"the weights did not change at step {i}. One step is: "
+                                  f"optimizer.zero_grad(), loss = ..., loss.backward(), "
+                                  f"optimizer.step(), in this order (zeroing the gradients "
+                                  f"between backward and step throws them away).")
+        if torch.allclose(after, want_w[i - 1], rtol=1e-5, atol=1e-6):
+            if not math.isclose(float(out), want_loss[i - 1], rel_tol=1e-5, abs_tol=1e-7):
+                raise _fail(name, fn, f"the step is right but it returned {float(out):.6g}, "
+                                      f"not the loss before the step, {want_loss[i - 1]:.6g}; "
+                                      f"return loss.item() of the loss you backpropagated.")
+            continue
+        if torch.allclose(after, piled[i - 1], rtol=1e-5, atol=1e-6):
+            raise _fail(name, fn, f"at step {i} the gradients of the earlier steps were still "
+                                  f"there: PyTorch adds each backward() to .grad, so call "
+                                  f"optimizer.zero_grad() before loss.backward().")
+        if torch.allclose(after, summed[i - 1], rtol=1e-5, atol=1e-6):
+            raise _fail(name, fn, "you sum the squared errors; the exercise takes their mean "
+                                  "(.mean()), which keeps the step size independent of the "
+                                  "batch size and the number of pixels.")
+        gap = float((after - want_w[i - 1]).abs().max())
+        raise _fail(name, fn, f"after step {i} the weights differ from one step of the given "
+                              f"optimizer on the mean squared error of model(x) against x by "
+                              f"up to {gap:.3g}. Use the optimizer you are given (do not make "
+                              f"a new one) and the loss ((model(x) - x) ** 2).mean().")
+    _say(f"✓ {prefix} passes: {len(batches)} steps of SGD give the reference weights, the "
+         f"loss before each step comes back as a float, and x is left as it was.")
+
+
 @_exercise("2.1", "PCA by the SVD")
 def pca(fn: Callable) -> None:
     """`fn(x, k)` with `x: (N, D)`: `(mean (D,), components (k, D))`, orthonormal rows by variance."""

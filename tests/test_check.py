@@ -79,7 +79,48 @@ def _nll(z, mean, cov, half=True):
     return c * quad + 0.5 * torch.logdet(cov) + 0.5 * z.shape[1] * math.log(2 * math.pi)
 
 
+def _step(model, x, optimizer, *, zero=True, late_zero=False, step=True, reduce="mean", item=True):
+    if zero and not late_zero:
+        optimizer.zero_grad()
+    squares = (model(x) - x) ** 2
+    loss = squares.mean() if reduce == "mean" else squares.sum()
+    loss.backward()
+    if late_zero:
+        optimizer.zero_grad()
+    if step:
+        optimizer.step()
+    return loss.item() if item else loss
+
+
+def _step_no_grad(model, x, optimizer):
+    optimizer.zero_grad()
+    with torch.no_grad():
+        loss = ((model(x) - x) ** 2).mean()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _step_new_optimizer(model, x, optimizer):
+    return _step(model, x, torch.optim.Adam(model.parameters(), lr=1e-3))
+
+
+def _step_loss_after(model, x, optimizer):
+    _step(model, x, optimizer)
+    return ((model(x) - x) ** 2).mean().item()
+
+
 WRONG = {
+    "train_step": [
+        (lambda m, x, o: _step(m, x, o, zero=False), "optimizer.zero_grad() before loss.backward()"),
+        (lambda m, x, o: _step(m, x, o, late_zero=True), "zeroing the gradients between backward"),
+        (lambda m, x, o: _step(m, x, o, step=False), "the weights did not change at step 1"),
+        (lambda m, x, o: _step(m, x, o, reduce="sum"), "you sum the squared errors"),
+        (lambda m, x, o: _step(m, x, o, item=False), "returns a tensor; return loss.item()"),
+        (_step_no_grad, "The loss has no graph to backpropagate through"),
+        (_step_new_optimizer, "Use the optimizer you are given"),
+        (_step_loss_after, "not the loss before the step"),
+    ],
     "mse": [
         (lambda x_hat, x: ((x_hat - x) ** 2).sum(), "you sum over every element"),
         (lambda x_hat, x: ((x_hat - x) ** 2).flatten(1).mean(dim=1),
