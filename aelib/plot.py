@@ -37,11 +37,11 @@ def run_note(ds, *, quick: bool | None = None, seed: int | None = None):
     quick = runtime.is_quick() if quick is None else quick
     seed = runtime.get_seed() if seed is None else seed
     images = len(ds.x_train) + len(ds.x_val)
-    run = (f"{'quick' if quick else 'full'} mode, {ds.name} ({images:,} training and "
+    run = (f"run in {'quick' if quick else 'full'} mode on {ds.name} ({images:,} training and "
            f"{len(ds.x_test):,} test images), seed {seed}")
     published = not quick and ds.name == "mnist" and images == PUBLISHED_TRAIN_IMAGES
     if published:
-        return Markdown(f"*This page: the {run}, the run the website publishes.*")
+        return Markdown(f"*This page shows a {run}: the run the website publishes.*")
     return Markdown(f"> **This page shows a {run}**, not the book's published run (full mode "
                     f"on the complete MNIST). Its numbers and the words chosen from them are "
                     f"this run's own; every claim was checked on them.")
