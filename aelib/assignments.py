@@ -103,8 +103,13 @@ def exercise_name(cell: Any) -> str | None:
     return None
 
 
-def _hint(lines: list[str], where: str) -> str:
-    """The `# Hint:` comment block that ends right above the BEGIN marker."""
+def hint_above(lines: list[str]) -> str | None:
+    """The text of the `# Hint:` comment block that ends with the last of `lines`, or None.
+
+    `lines` are a cell's lines up to the solution region (or, in a student's
+    cell, up to the stub); `aelib.check` repeats the hint when the stub is
+    still in place.
+    """
     block: list[str] = []
     for line in reversed(lines):
         text = line.strip()
@@ -113,6 +118,14 @@ def _hint(lines: list[str], where: str) -> str:
         block.insert(0, text.lstrip("#").strip())
         if text.startswith(HINT):
             return " ".join(block)[len("Hint:"):].strip()
+    return None
+
+
+def _hint(lines: list[str], where: str) -> str:
+    """The `# Hint:` comment block that ends right above the BEGIN marker."""
+    hint = hint_above(lines)
+    if hint is not None:
+        return hint
     raise AssignmentError(f"{where}: put a '{HINT} ...' comment right above '{BEGIN}'; it stays "
                           f"above the stub in the student version, and aelib.check repeats it.")
 
@@ -223,22 +236,21 @@ def check_book(paths: list[Path]) -> dict[str, list[str]]:
     return made
 
 
-def make_course(root: Path, paths: list[Path]) -> list[str]:
+def make_course(root: Path, paths: list[Path]) -> dict[str, list[str]]:
     """Lay out an nbgrader course in `root`: `nbgrader_config.py` (COURSE_CONFIG) and each chapter
-    as its own assignment, `source/<chapter>/<chapter>.ipynb`; the assignment names."""
+    as its own assignment (named like its notebook), `source/<chapter>/<chapter>.ipynb`. Checks
+    the chapters first (`check_book`) and returns what it found, {notebook: exercise names}."""
     root = Path(root)
-    check_book(paths)
+    made = check_book(paths)
     root.mkdir(parents=True, exist_ok=True)
     config = root / "nbgrader_config.py"
     if not config.exists():
         config.write_text(COURSE_CONFIG, encoding="utf-8")
-    names = []
     for path in paths:
         folder = root / "source" / path.stem
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, folder / path.name)
-        names.append(path.stem)
-    return names
+    return made
 
 
 def nbgrader(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -284,11 +296,10 @@ def generate(book: Path, out: Path) -> dict[str, list[str]]:
     (the chapters, outputs cleared); return {notebook: exercise names}."""
     nbformat = _nbformat()
     paths = chapters(book)
-    made = check_book(paths)
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="aelib-course-") as tmp:
         course = Path(tmp)
-        make_course(course, paths)
+        made = make_course(course, paths)
         nbgrader("generate_assignment", "*", "--no-db", "--force", "--log-level=WARN",
                  f"--CourseDirectory.root={course}", cwd=course)
         for path in paths:
@@ -331,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.course is not None:
-            names = make_course(args.course, chapters(args.book))
+            names = [Path(name).stem for name in make_course(args.course, chapters(args.book))]
             print(f"course in {args.course}: nbgrader_config.py and {len(names)} assignments in "
                   f"source/ ({', '.join(names)}); next: cd {args.course} && nbgrader "
                   f"generate_assignment '*'")

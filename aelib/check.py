@@ -86,21 +86,16 @@ def _require_function(fn: Any, name: str) -> None:
 
 
 def _hint_of(fn: Callable) -> str:
-    """The `# Hint:` comment in the source of `fn` (with its continuation lines), or ""."""
+    """The `# Hint:` comment above the stub (or solution) in the source of `fn`, or ""."""
+    from .assignments import BEGIN, CODE_STUB, hint_above
+
     try:
         lines = inspect.getsource(fn).splitlines()
     except (OSError, TypeError):  # no source: a built-in, or a function made by exec
         return ""
-    hint: list[str] = []
-    for line in lines:
-        text = line.strip()
-        if hint and text.startswith("#") and not text.startswith(("# YOUR CODE", "### ")):
-            hint.append(text.lstrip("#").strip())
-        elif hint:
-            break
-        elif text.startswith("# Hint:"):
-            hint.append(text[len("# Hint:"):].strip())
-    return " ".join(hint)
+    stops = (CODE_STUB, BEGIN, "raise NotImplementedError")
+    end = next((i for i, line in enumerate(lines) if line.strip().startswith(stops)), len(lines))
+    return hint_above(lines[:end]) or ""
 
 
 def _not_done(err: NotImplementedError, name: str, fn: Callable) -> NotImplementedError:
