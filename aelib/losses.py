@@ -453,29 +453,79 @@ def negative_elbo(x_hat: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
-def vae_objective(beta: float = 1.0) -> Objective:
+def warmup_beta(step: int | None, beta: float = 1.0, warmup_steps: int = 0) -> float:
+    """The KL weight of a linear KL warm-up at optimiser step `step` (0 for the first step).
+
+    `beta * min(1, step / warmup_steps)`: 0 at the first step, rising
+    linearly to `beta`, which it reaches at step `warmup_steps` and keeps.
+    `warmup_steps = 0` (no warm-up) or `step = None` (evaluation, outside
+    training) give `beta`. Introduced in chapter 6.
+    """
+    if warmup_steps <= 0 or step is None:
+        return float(beta)
+    return float(beta) * min(1.0, step / warmup_steps)
+
+
+def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """The KL term with a floor of `free_bits` nats per code unit (Kingma et al., 2016).
+
+    `mu, logvar: (N, K)` -> 0-dim tensor `sum_j max(mean_n KL_nj, free_bits)`:
+    the KL of each unit is averaged over the batch, and a unit whose mean is
+    below the floor costs `free_bits` nats and gets no gradient from the KL,
+    so the encoder has no reason to switch it off completely. With
+    `free_bits = 0` it is the batch mean of `gaussian_kl`. Introduced in
+    chapter 6.
+    """
+    if not (isinstance(free_bits, (int, float)) and free_bits >= 0):
+        raise ValueError(f"free_bits must be a number >= 0 (nats per code unit), got {free_bits!r}.")
+    per_unit = gaussian_kl(mu, logvar, per_unit=True).mean(dim=0)  # (K,)
+    return per_unit.clamp(min=float(free_bits)).sum()
+
+
+def vae_objective(beta: float = 1.0, warmup_steps: int = 0, free_bits: float = 0.0) -> Objective:
     """Objective of a VAE: the negative ELBO (`negative_elbo`) averaged over the batch.
 
     Draws one `z` per image (`model(x)`, reparameterised, from the global
     RNG that `fit` checkpoints) and uses the model's own likelihood
     (`model.config.likelihood`, `model.config.sigma`). Returns
-    `objective(model, x) -> (loss, {"recon", "kl"})`, all in nats per
-    image, so `fit`'s history reads directly as nats. Introduced in
-    chapter 6.
+    `objective(model, x, step=None) -> (loss, {"recon", "kl"})`, all in nats
+    per image, so `fit`'s history reads directly as nats; "kl" is always the
+    plain KL, without warm-up or floor.
+
+    Two remedies for posterior collapse: `warmup_steps > 0` multiplies the KL
+    by `warmup_beta(step, beta, warmup_steps)`, rising linearly from 0 to
+    `beta` over the first `warmup_steps` optimiser steps (`fit` passes the
+    step, counted from 0 over the whole run, to objectives whose
+    `takes_step` is true, so a resumed run continues the same schedule; a
+    call without `step`, such as `fit`'s validation, uses `beta`);
+    `free_bits > 0` replaces the KL by `free_bits_kl` (a floor in nats per
+    code unit). Introduced in chapter 6.
     """
     negative_elbo(torch.full((1, 1), 0.5), torch.full((1, 1), 0.5), torch.zeros(1, 1),
                   torch.zeros(1, 1), beta)  # validate beta now, before training
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}.")
+    free_bits_kl(torch.zeros(1, 1), torch.zeros(1, 1), free_bits)  # validate free_bits now
 
-    def objective(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def objective(model: nn.Module, x: torch.Tensor,
+                  step: int | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = model(x)
         if out.mu is None or out.logvar is None:
             raise TypeError("vae_objective needs a model whose output has mu and logvar (a VAE); "
                             "use reconstruction_objective for a plain autoencoder.")
         cfg = model.config
-        parts = negative_elbo(out.x_hat, x, out.mu, out.logvar, beta, cfg.likelihood, cfg.sigma)
-        return parts["loss"].mean(), {"recon": parts["recon"].mean().detach(),
-                                      "kl": parts["kl"].mean().detach()}
+        weight = warmup_beta(step, beta, warmup_steps)
+        parts = negative_elbo(out.x_hat, x, out.mu, out.logvar, weight, cfg.likelihood, cfg.sigma)
+        if free_bits > 0:
+            loss = parts["recon"].mean() + weight * free_bits_kl(out.mu, out.logvar, free_bits)
+        else:
+            loss = parts["loss"].mean()
+        return loss, {"recon": parts["recon"].mean().detach(), "kl": parts["kl"].mean().detach()}
 
-    objective.cache_key = f"vae(beta={float(beta)!r})"  # type: ignore[attr-defined]
+    extra = ""
+    if warmup_steps or free_bits:
+        extra = f", warmup_steps={warmup_steps!r}, free_bits={float(free_bits)!r}"
+    objective.cache_key = f"vae(beta={float(beta)!r}{extra})"  # type: ignore[attr-defined]
+    objective.takes_step = warmup_steps > 0  # type: ignore[attr-defined]
     objective.__name__ = "vae"
     return objective

@@ -103,6 +103,12 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     `on_step(epoch, step)`, if given, is called after every optimiser step
     (and after the checkpoint of that step, if one is written).
 
+    An objective whose attribute `takes_step` is true (a KL warm-up,
+    `losses.vae_objective(warmup_steps=...)`) is called as
+    `objective(model, batch, step=t)`, `t` the number of optimiser steps
+    done before this one over the whole run; it is computed from the epoch
+    and the position in it, so a resumed run continues the same schedule.
+
     Returns `{"epoch": [...], "train": {part: [...]}, "val": {part: [...]},
     "track": {name: [...]}, "seconds": [...]}` with one entry per epoch;
     parts are "loss" plus the objective's named parts. Introduced in
@@ -163,7 +169,10 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
                 for group in opt.param_groups:
                     group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * done))
             batch = train[idx]
-            loss, parts = objective(model, batch)
+            if getattr(objective, "takes_step", False):  # a schedule in the loss (chapter 6)
+                loss, parts = objective(model, batch, step=(epoch - 1) * steps + step - 1)
+            else:
+                loss, parts = objective(model, batch)
             if step % nan_check_every == 0 or step == steps:
                 _check_finite(loss, epoch, step, steps, lr)
             opt.zero_grad(set_to_none=True)

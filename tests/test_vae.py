@@ -343,3 +343,155 @@ def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
     assert abs(metrics.frechet_distance(a, a)) < 1e-6
     with pytest.raises(ValueError, match="feature widths differ"):
         metrics.frechet_distance(a, b[:, :2])
+
+
+# ----------------------------------------------------------------- remedies for posterior collapse
+
+def test_warmup_beta_rises_linearly_then_stays():
+    assert losses.warmup_beta(0, 1.0, 100) == 0.0
+    assert losses.warmup_beta(25, 1.0, 100) == 0.25
+    assert losses.warmup_beta(50, 4.0, 100) == 2.0
+    assert losses.warmup_beta(100, 1.0, 100) == 1.0
+    assert losses.warmup_beta(10_000, 1.0, 100) == 1.0
+    assert losses.warmup_beta(None, 1.0, 100) == 1.0  # evaluation: the target weight
+    assert losses.warmup_beta(0, 1.0, 0) == 1.0  # no warm-up
+
+
+def _free_bits_by_hand(mu, logvar, floor):
+    """sum_j max(mean_n KL_nj, floor), with each KL from torch.distributions, unit by unit."""
+    total = 0.0
+    for j in range(mu.shape[1]):
+        q = D.Normal(mu[:, j].double(), torch.exp(0.5 * logvar[:, j].double()))
+        kl_j = float(D.kl_divergence(q, D.Normal(0.0, 1.0)).mean())
+        total += max(kl_j, floor)
+    return total
+
+
+def test_free_bits_kl_against_a_hand_computation():
+    g = torch.Generator().manual_seed(4)
+    mu = torch.randn(6, 5, generator=g) * torch.tensor([2.0, 0.5, 0.05, 0.01, 1.0])
+    logvar = torch.randn(6, 5, generator=g) * torch.tensor([0.5, 0.3, 0.01, 0.01, 0.2])
+    for floor in (0.0, 0.1, 0.5, 3.0):
+        got = float(losses.free_bits_kl(mu, logvar, floor))
+        assert math.isclose(got, _free_bits_by_hand(mu, logvar, floor), rel_tol=1e-5), floor
+    assert torch.allclose(losses.free_bits_kl(mu, logvar, 0.0),
+                          losses.gaussian_kl(mu, logvar).mean())
+    # a unit under the floor gets no gradient from the KL; one above it does
+    mu_ = mu.clone().requires_grad_()
+    losses.free_bits_kl(mu_, logvar, 0.5).backward()
+    per_unit = losses.gaussian_kl(mu, logvar, per_unit=True).mean(dim=0)
+    below = per_unit < 0.5
+    assert bool(below.any()) and bool((~below).any())
+    assert bool((mu_.grad[:, below] == 0).all()) and bool((mu_.grad[:, ~below] != 0).any())
+
+
+def test_vae_objective_with_free_bits_and_warmup_against_a_hand_computation():
+    model = _tiny_vae(latent_dim=3)
+    x = torch.rand(8, 1, 4, 4, generator=torch.Generator().manual_seed(2))
+
+    def by_hand(beta_t, floor):
+        torch.manual_seed(11)  # the same draw of z as the objective's
+        mu, logvar = model.encode_distribution(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape)
+        x_hat = model.decode(z)
+        recon = -(x * x_hat.log() + (1 - x) * (1 - x_hat).log()).flatten(1).sum(dim=1)
+        kl = _free_bits_by_hand(mu.detach(), logvar.detach(), floor)
+        return float(recon.mean().detach()) + beta_t * kl
+
+    for kwargs, step, beta_t, floor in [
+        (dict(free_bits=0.3), None, 1.0, 0.3),
+        (dict(free_bits=0.3), 7, 1.0, 0.3),  # no warm-up: the step changes nothing
+        (dict(warmup_steps=40), 10, 0.25, 0.0),
+        (dict(warmup_steps=40), None, 1.0, 0.0),
+        (dict(warmup_steps=40), 0, 0.0, 0.0),
+        (dict(beta=2.0, warmup_steps=40, free_bits=0.3), 30, 1.5, 0.3),
+    ]:
+        objective = losses.vae_objective(**kwargs)
+        torch.manual_seed(11)
+        loss, parts = objective(model, x, step=step)
+        assert math.isclose(float(loss.detach()), by_hand(beta_t, floor), rel_tol=1e-5), kwargs
+        torch.manual_seed(11)
+        plain, plain_parts = losses.vae_objective()(model, x)
+        # the reported parts are the plain ELBO's, whatever the remedy
+        assert torch.equal(parts["kl"], plain_parts["kl"])
+        assert torch.equal(parts["recon"], plain_parts["recon"])
+
+
+def test_vae_objective_settings_and_cache_keys():
+    keys = {losses.vae_objective().cache_key,
+            losses.vae_objective(beta=4.0).cache_key,
+            losses.vae_objective(warmup_steps=100).cache_key,
+            losses.vae_objective(warmup_steps=200).cache_key,
+            losses.vae_objective(free_bits=0.1).cache_key,
+            losses.vae_objective(free_bits=0.2).cache_key,
+            losses.vae_objective(warmup_steps=100, free_bits=0.1).cache_key}
+    assert len(keys) == 7
+    assert losses.vae_objective().cache_key == "vae(beta=1.0)"
+    assert losses.vae_objective(warmup_steps=10).takes_step
+    assert not losses.vae_objective(free_bits=0.1).takes_step
+    with pytest.raises(ValueError, match="warmup_steps must be an integer >= 0"):
+        losses.vae_objective(warmup_steps=-1)
+    with pytest.raises(ValueError, match="warmup_steps must be an integer >= 0"):
+        losses.vae_objective(warmup_steps=2.5)
+    with pytest.raises(ValueError, match="free_bits must be a number >= 0"):
+        losses.vae_objective(free_bits=-0.1)
+
+
+def test_fit_passes_the_global_step_to_objectives_that_take_it():
+    model = _tiny_vae()
+    x = torch.rand(50, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def objective(m, xb, step=None):
+        seen.append(step)
+        return losses.vae_objective()(m, xb)
+
+    objective.takes_step = True
+    train.fit(model, x, objective, val=x[:10], num_epochs=3, batch_size=16, seed=0,
+              device="cpu", progress=False)
+    per_epoch = train.steps_per_epoch(50, 16)
+    training = [s for s in seen if s is not None]
+    assert training == list(range(3 * per_epoch))  # counted over the whole run, from 0
+    assert seen.count(None) == 3  # validation, once per epoch, without a step
+
+
+def _warmup_fit(tmp_path, num_epochs, checkpoint=None, on_step=None):
+    model = _tiny_vae(latent_dim=3)
+    x = torch.rand(60, 1, 4, 4, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(9)
+    train.fit(model, x, losses.vae_objective(warmup_steps=30), num_epochs=num_epochs,
+              batch_size=16, seed=1, device="cpu", progress=False, checkpoint=checkpoint,
+              on_step=on_step)
+    return model.state_dict()
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_resumed_warmup_run_ends_with_the_same_weights(tmp_path, monkeypatch):
+    reference = _warmup_fit(tmp_path, 4)  # 16 steps, warm-up over 30: it spans the resume
+    plain_model = _tiny_vae(latent_dim=3)
+    x = torch.rand(60, 1, 4, 4, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(9)
+    train.fit(plain_model, x, losses.vae_objective(), num_epochs=4, batch_size=16, seed=1,
+              device="cpu", progress=False)
+    assert not torch.equal(plain_model.state_dict()["encoder.1.weight"],
+                           reference["encoder.1.weight"])  # the warm-up changes training
+    # stopped at an epoch's end, resumed for more epochs
+    _warmup_fit(tmp_path, 2, checkpoint=tmp_path / "a.pt")
+    resumed = _warmup_fit(tmp_path, 4, checkpoint=tmp_path / "a.pt")
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+    # stopped in the middle of an epoch (a checkpoint after every step), resumed
+    monkeypatch.setattr(train, "CHECKPOINT_SECONDS", 0.0)
+    done = []
+
+    def stop(epoch, step):
+        done.append((epoch, step))
+        if len(done) == 6:  # epoch 2, step 2
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        _warmup_fit(tmp_path, 4, checkpoint=tmp_path / "b.pt", on_step=stop)
+    resumed = _warmup_fit(tmp_path, 4, checkpoint=tmp_path / "b.pt")
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
