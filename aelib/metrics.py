@@ -484,6 +484,31 @@ def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     return float((ranks[p].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def threshold_at_fpr(normal_scores: torch.Tensor, fpr: float) -> float:
+    """The smallest threshold that flags at most a share `fpr` of `normal_scores: (N,)`.
+
+    An image is flagged as anomalous when its score lies above the
+    threshold (`score > t`). With k = floor(fpr N) the threshold is the
+    (k + 1)-th largest score: at most k of the N normal scores lie above it
+    (exactly k when no other score ties with it), and any lower threshold
+    flags more than k. `fpr = 0` gives the largest score. Choose it on
+    normal validation images and measure the rates on test images; on new
+    normal images it flags about (k + 1) / (N + 1) on average, not fpr.
+    Introduced in chapter 7.
+    """
+    s = normal_scores.detach().flatten().double().cpu()
+    if len(s) == 0:
+        raise ValueError("threshold_at_fpr needs at least one normal score.")
+    if not torch.isfinite(s).all():
+        raise ValueError("threshold_at_fpr: the scores contain NaN or inf; check the model "
+                         "that made them.")
+    if not 0 <= fpr < 1:
+        raise ValueError(f"threshold_at_fpr: fpr is a share of the normal images, 0 <= fpr < 1; "
+                         f"got {fpr}.")
+    k = math.floor(fpr * len(s) + 1e-9)  # 0.07 * 100 is 7.000000000000001, 0.29 * 100 below 29
+    return float(s.sort().values[len(s) - k - 1])
+
+
 def _flat_features(name: str, f: torch.Tensor) -> torch.Tensor:
     if f.dim() < 2:
         raise ValueError(f"{name} must be (N, F) features or (N, C, H, W) images, got shape "

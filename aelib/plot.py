@@ -187,20 +187,29 @@ def tracked(histories: dict[str, dict], panels: dict[str, str], logy: Sequence[s
 
 def tradeoff(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str,
              points: dict[str, tuple[float, float]] | None = None, logx: bool = False,
-             logy: bool = False, ax: plt.Axes | None = None, arrows: bool = True) -> plt.Figure:
+             logy: bool = False, ax: plt.Axes | None = None, arrows: bool = True,
+             ymax: float | None = None) -> plt.Figure:
     """Trade-off curves: each series `{label: (xs, ys)}` is one run per point, joined in order.
 
     Used for a penalty weight swept from weak to strong, with one measure on
     each axis (say reconstruction error against sparsity). `points` are
     single reference runs `{label: (x, y)}`, drawn as stars. Draws on `ax`
     if given; `arrows=False` leaves out the arrow on each curve's last segment.
-    Introduced in chapter 4.
+    `ymax` caps the y-axis so that a few far-off points do not flatten the
+    rest: a point of a series above it is drawn as a triangle on the top
+    edge, in its series' colour, labelled with its value. Introduced in
+    chapter 4 (`ymax` in chapter 7).
     """
     fig, ax = (plt.subplots(figsize=(6.4, 3.8)) if ax is None else (ax.figure, ax))
     for label, (xs, ys) in series.items():
         if len(xs) != len(ys):
             raise ValueError(f"series {label!r} has {len(xs)} x values but {len(ys)} y values.")
         line = ax.plot(xs, ys, marker="o", label=label)[0]
+        above = [(x, y) for x, y in zip(xs, ys) if ymax is not None and y > ymax]
+        for x, y in above:  # off the top: a triangle on the edge, with its value
+            ax.plot([x], [ymax], marker="^", ms=9, ls="none", color=line.get_color(), clip_on=False)
+            ax.annotate(f"{y:.3g}", (x, ymax), xytext=(6, -2), textcoords="offset points",
+                        ha="left", va="top", fontsize=9, color=line.get_color())
         if arrows and len(xs) > 1:  # an arrow on the last segment shows the direction of a stronger penalty
             ax.annotate("", xy=(xs[-1], ys[-1]), xytext=(xs[-2], ys[-2]),
                         arrowprops={"arrowstyle": "->", "color": line.get_color(), "lw": 1.5})
@@ -208,6 +217,8 @@ def tradeoff(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlabel:
         ax.plot([x], [y], marker="*", ms=14, ls="none", color=f"C{len(series) + i}", label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if ymax is not None and ax.get_ylim()[1] > ymax:
+        ax.set_ylim(top=ymax)
     for on, axis, set_scale in ((logx, ax.xaxis, ax.set_xscale), (logy, ax.yaxis, ax.set_yscale)):
         if on:  # ticks at 1, 2, 5 times powers of ten, written as plain numbers
             set_scale("log")

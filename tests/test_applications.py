@@ -257,3 +257,70 @@ def test_reconstruct_mean_is_deterministic_for_a_vae():
     assert torch.equal(a, b) and a.shape == x.shape
     with torch.no_grad():
         assert torch.allclose(a, vae.decode(vae.encode_distribution(x)[0]))
+
+
+@pytest.mark.parametrize("fpr", [0.0, 0.01, 0.05, 0.1, 0.3, 0.5])
+def test_threshold_at_fpr_matches_numpy_inverted_cdf_quantile(fpr):
+    g = torch.Generator().manual_seed(10)
+    scores = torch.rand(203, generator=g)  # 203 images: fpr * N is never near a whole number
+    want = np.quantile(scores.double().numpy(), 1 - fpr, method="inverted_cdf")
+    assert metrics.threshold_at_fpr(scores, fpr) == want
+
+
+@pytest.mark.parametrize("n, fpr", [(40, 0.1), (50, 0.07), (100, 0.29), (30, 0.2), (14, 0.05), (1, 0.5)])
+def test_threshold_at_fpr_is_the_smallest_that_flags_at_most_fpr(n, fpr):
+    g = torch.Generator().manual_seed(n)
+    for scores in (torch.randn(n, generator=g), torch.randint(0, 4, (n,), generator=g).float()):
+        t = metrics.threshold_at_fpr(scores, fpr)
+        allowed = round(fpr * n, 6) // 1  # exact k, also where fpr * n rounds below it
+        assert t in scores.tolist()
+        assert int((scores > t).sum()) <= allowed
+        lower = scores[scores < t]  # every lower candidate flags more than allowed
+        if len(lower):
+            assert int((scores > lower.max()).sum()) > allowed
+
+
+def test_threshold_at_fpr_agrees_with_sklearn_roc_curve():
+    from sklearn.metrics import roc_curve
+
+    g = torch.Generator().manual_seed(11)
+    normal, anomalous = torch.randn(97, generator=g), torch.randn(50, generator=g) + 2
+    scores = torch.cat([normal, anomalous])
+    labels = torch.cat([torch.zeros(97), torch.ones(50)])
+    fprs, _, thresholds = roc_curve(labels.numpy(), scores.numpy(), drop_intermediate=False)
+    fpr_of = dict(zip(thresholds.tolist(), fprs.tolist()))  # flags score >= threshold
+    for target in (0.0, 0.05, 0.2):
+        t = metrics.threshold_at_fpr(normal, target)
+        lowest_ok = min(th for th, f in fpr_of.items() if f <= target)
+        assert lowest_ok > t and fpr_of[lowest_ok] == pytest.approx(float((normal > t).float().mean()))
+        assert fpr_of[t] > target  # t is a normal score: flagging it too is one too many
+
+
+@pytest.mark.parametrize("scores, fpr, message", [
+    (torch.rand(5), 1.0, "0 <= fpr < 1"),
+    (torch.rand(5), -0.1, "0 <= fpr < 1"),
+    (torch.tensor([]), 0.1, "at least one"),
+    (torch.tensor([0.1, float("nan")]), 0.1, "NaN"),
+])
+def test_threshold_at_fpr_rejects_bad_input(scores, fpr, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.threshold_at_fpr(scores, fpr)
+
+
+def test_tradeoff_ymax_marks_the_points_above_it_on_the_top_edge():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from aelib import plot
+
+    series = {"low": ([1, 2, 4], [10.0, 20.0, 30.0]), "high": ([1, 2, 4], [15.0, 40.0, 87.0])}
+    fig = plot.tradeoff(series, "bytes", "dB", ymax=50.0)
+    ax = fig.axes[0]
+    assert ax.get_ylim()[1] == 50.0 and ax.get_ylim()[0] < 10.0
+    marks = [line for line in ax.get_lines() if line.get_marker() == "^"]
+    assert [(tuple(m.get_xdata()), tuple(m.get_ydata())) for m in marks] == [((4,), (50.0,))]
+    assert marks[0].get_color() == ax.get_lines()[1].get_color()  # the "high" series' colour
+    assert [t.get_text() for t in ax.texts if t.get_text()] == ["87"]  # arrows have no text
+    # nothing above the cap: the axis keeps its own range and no triangle is drawn
+    fig = plot.tradeoff({"low": series["low"]}, "bytes", "dB", ymax=50.0)
+    assert fig.axes[0].get_ylim()[1] < 50.0 and not [t for t in fig.axes[0].texts if t.get_text()]
