@@ -18,7 +18,9 @@ Introduced with the exercises, in every chapter.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import math
 import textwrap
 from collections.abc import Callable
@@ -565,6 +567,147 @@ def principal_angles(fn: Callable) -> None:
     ], atol=1e-3, rtol=1e-3, check_dtype=False)
 
 
+def _linear_ae_reference(x: torch.Tensor, mean: torch.Tensor, w_e: torch.Tensor,
+                         w_d: torch.Tensor) -> torch.Tensor:
+    return (mean + (x.flatten(1) - mean) @ w_e.T @ w_d.T).view_as(x)
+
+
+@_exercise("2.4", "a linear autoencoder module")
+def linear_autoencoder(fn: Callable) -> None:
+    """`fn(mean, k) -> nn.Module` for images of `D = mean.numel()` pixels: the module's
+    `forward(x)` returns `mean + W_d W_e (x - mean)` shaped like `x: (N, C, H, W)`, with two
+    weight matrices `W_e: (k, D)`, `W_d: (D, k)`, no biases, and `mean` kept as a buffer."""
+    name = "linear_autoencoder"
+    _require_function(fn, name)
+    prefix = _prefix(name, fn)
+    for shape, k, seed in (((1, 6, 6), 4, 20), ((1, 4, 4), 2, 21)):
+        d = math.prod(shape)
+        g = _gen(seed)
+        mean = 0.2 + 0.6 * torch.rand(d, generator=g)
+        x = torch.rand(5, *shape, generator=g)
+        sizes = f"D = {d}, k = {k}"
+        given = mean.clone()
+        try:
+            model = fn(given, k)
+        except NotImplementedError as err:
+            raise _not_done(err, name, fn) from None
+        except Exception as err:
+            raise _fail(name, fn, f"raised {type(err).__name__} while building the model "
+                                  f"({sizes}): {err}") from err
+        if not torch.equal(given, mean):
+            raise _fail(name, fn, "changed `mean` in place; keep a copy of it in the model "
+                                  "(mean.clone()) and leave the caller's tensor as it was.")
+        if not isinstance(model, torch.nn.Module):
+            raise _fail(name, fn, f"returned {type(model).__name__}; return the model itself, "
+                                  f"an instance of your nn.Module subclass.")
+        params = dict(model.named_parameters())
+        shapes = ", ".join(f"{n} {tuple(p.shape)}" for n, p in params.items()) or "none"
+        for n, p in params.items():
+            if p.numel() == d and torch.allclose(p.detach().flatten().float(), mean):
+                raise _fail(name, fn, f"the mean is a learned parameter (`{n}`), so the "
+                                      f"optimiser would move it. It is fixed, like PCA's: "
+                                      f"self.register_buffer('mean', mean.clone()).")
+        biases = [f"{n} {tuple(p.shape)}" for n, p in params.items() if p.dim() == 1]
+        if biases:
+            raise _fail(name, fn, f"your layers have biases ({', '.join(biases)}); the "
+                                  f"chapter's linear autoencoder has none: "
+                                  f"nn.Linear(..., bias=False). Subtracting the fixed mean "
+                                  f"does the job biases would do.")
+        count = sum(p.numel() for p in params.values())
+        w_e = [p for p in params.values() if tuple(p.shape) == (k, d)]
+        w_d = [p for p in params.values() if tuple(p.shape) == (d, k)]
+        if count != 2 * d * k or len(w_e) != 1 or len(w_d) != 1:
+            extra = (" Tensors that are not nn.Parameter (nor inside a layer such as "
+                     "nn.Linear) are not trained." if count == 0 else "")
+            raise _fail(name, fn, f"with {sizes} expected two weight matrices, W_e of shape "
+                                  f"(k, D) = {(k, d)} and W_d of shape (D, k) = {(d, k)}: "
+                                  f"2 D k = {2 * d * k} parameters. Got {count}: {shapes}."
+                                  f"{extra}")
+        label = f"a batch of {tuple(x.shape)} images ({sizes})"
+        try:
+            with torch.no_grad():
+                out = model(x.clone())
+        except NotImplementedError as err:
+            raise _not_done(err, name, fn) from None
+        except Exception as err:
+            flat_ok = False
+            try:
+                with torch.no_grad():
+                    flat_ok = isinstance(model(x.flatten(1)), torch.Tensor)
+            except Exception:
+                pass
+            if flat_ok:
+                raise _fail(name, fn, f"the model fails on {label} but runs on flattened rows "
+                                      f"{tuple(x.flatten(1).shape)}: flatten each image first "
+                                      f"(x.flatten(1)) and reshape the result back to images "
+                                      f"(.view_as(x)).") from err
+            raise _fail(name, fn, f"the model raised {type(err).__name__} on {label}: {err}. "
+                                  f"The encoder maps the D pixel values of an image to k "
+                                  f"numbers, nn.Linear(D, k, bias=False); the decoder maps k "
+                                  f"back to D, nn.Linear(k, D, bias=False): check the order "
+                                  f"of the sizes.") from err
+        if not isinstance(out, torch.Tensor):
+            raise _fail(name, fn, f"forward returned {type(out).__name__}; it must return the "
+                                  f"reconstruction itself, one tensor shaped like x (as "
+                                  f"TinyAutoencoder of chapter 1 does).")
+        if out.shape != x.shape:
+            if tuple(out.shape) == tuple(x.flatten(1).shape):
+                raise _fail(name, fn, f"the output on {label} is flat, {tuple(out.shape)}: "
+                                      f"reshape it back to images with .view_as(x) (or "
+                                      f"nn.Unflatten).")
+            raise _fail(name, fn, f"wrong shape of the output on {label}: "
+                                  f"{_shape_message(tuple(out.shape), tuple(x.shape))}")
+        we, wd = w_e[0].detach(), w_d[0].detach()
+        want = _linear_ae_reference(x, mean, we, wd)
+        if _close(out, want, 1e-4, 1e-5):
+            continue
+        flat = x.flatten(1)
+        batch_mean = flat.mean(dim=0)
+        known = [
+            (flat @ we.T @ wd.T, "there is no centring: subtract the mean before the encoder "
+                                 "and add it back after the decoder, x_hat = mean + W_d W_e "
+                                 "(x - mean)."),
+            ((flat - mean) @ we.T @ wd.T, "you subtract the mean before the encoder but do not "
+                                          "add it back after the decoder."),
+            (mean + flat @ we.T @ wd.T, "you add the mean after the decoder but do not "
+                                        "subtract it before the encoder."),
+            (batch_mean + (flat - batch_mean) @ we.T @ wd.T,
+             "you centre on the mean of the batch. Use the fixed mean you are given (the "
+             "training images' mean), as PCA does: a reconstruction must not depend on the "
+             "other images of its batch."),
+            (torch.sigmoid(want.flatten(1)), "there is a sigmoid on the output; the linear "
+                                             "autoencoder has no activation anywhere."),
+            (mean + ((flat - mean) @ we.T).relu() @ wd.T,
+             "there is a ReLU on the code; the linear autoencoder has no activation anywhere "
+             "(a ReLU would zero every negative coordinate of z)."),
+        ]
+        for alt, message in known:
+            if _close(out.flatten(1), alt, 1e-4, 1e-5):
+                raise _fail(name, fn, f"on {label}: {message}")
+        with torch.no_grad():
+            u = x.flatten(1) - mean
+            plus = model((mean + u).view_as(x)).flatten(1)
+            minus = model((mean - u).view_as(x)).flatten(1)
+        if not _close(plus + minus, 2 * mean.expand_as(plus), 1e-4, 1e-5):
+            raise _fail(name, fn, f"on {label} the output is not a linear function of "
+                                  f"x - mean: is there an activation (ReLU, sigmoid, tanh)? "
+                                  f"The linear autoencoder has none.")
+        raise _fail(name, fn, f"on {label}: {_diagnose(out, want, Case(label, {}), 1e-5)} The "
+                              f"expected output is mean + W_d W_e (x - mean), computed from "
+                              f"your model's own two weight matrices.")
+    mean_kept = [b for b in model.buffers() if b.numel() == d
+                 and torch.allclose(b.detach().flatten().float(), mean)]
+    if not mean_kept:
+        raise _fail(name, fn, "the values are right, but the mean is not a buffer of the "
+                              "model: store it with self.register_buffer('mean', "
+                              "mean.clone()). A plain tensor attribute does not move with "
+                              "model.to(device) and is not saved in model.state_dict().")
+    _say(f"✓ {prefix} passes: for D = 36, k = 4 and D = 16, k = 2, two weight matrices "
+         f"W_e (k, D) and W_d (D, k), 2 D k parameters and no biases, the mean kept as a "
+         f"buffer; on batches of 5 images the output has the images' shape and equals "
+         f"mean + W_d W_e (x - mean) computed from your own weights.")
+
+
 # ----------------------------------------------------------------- chapter 3
 
 def _stochastic_basics(name: str, fn: Callable, make_args: Callable[[torch.Generator], dict],
@@ -667,6 +810,122 @@ def masking_noise(fn: Callable) -> None:
           f"and the rest unchanged, a different mask per image, fractions 0 and 1 exact.")
 
 
+def _dae_loss(model: torch.nn.Module, x: torch.Tensor, sigma: float, seed: int, *,
+              target: str = "clean", corrupt: bool = True, clip: bool = True,
+              reduce: str = "mean", scale: float | None = None, one_noise: bool = False,
+              uniform: bool = False) -> torch.Tensor:
+    """The denoising loss with noise from `_gen(seed)`, and the variants of known mistakes."""
+    g = _gen(seed)
+    draw = torch.rand if uniform else torch.randn
+    noise = draw(x.shape[1:] if one_noise else x.shape, generator=g)
+    noisy = x + (sigma if scale is None else scale) * noise
+    noisy = noisy.clamp(0, 1) if clip else noisy
+    second = (x + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    given, tgt = {"clean": (noisy, x), "noisy": (noisy, noisy), "fresh": (noisy, second),
+                  "fresh_first": (second, noisy)}[target]
+    squares = (model(given if corrupt else x).x_hat - tgt) ** 2
+    return squares.mean() if reduce == "mean" else squares.sum()
+
+
+@_exercise("3.4", "the denoising objective")
+def denoising_objective(fn: Callable) -> None:
+    """`fn(model, x, sigma, generator)`: the mean squared error of `model(x_noisy).x_hat` against
+    the clean batch `x`, with `x_noisy = (x + sigma * N(0, 1)).clamp(0, 1)` drawn from `generator`
+    afresh on every call; a 0-dim tensor that carries the gradient."""
+    name = "denoising_objective"
+    _require_function(fn, name)
+    prefix = _prefix(name, fn)
+    from .models import MLPConfig, from_config
+
+    model = from_config(MLPConfig(latent_dim=4, hidden_dims=(8,), input_shape=(1, 4, 4)),
+                        seed=43)
+    with torch.no_grad():  # a sensitive model: every variant of the loss differs clearly
+        for p in model.parameters():
+            p.mul_(3.0)
+    x = _images(8, 44, side=4)
+    sigma = 0.3
+    label = "a batch of 8 images of 4x4 pixels, sigma = 0.3"
+
+    def run(seed: int) -> Any:
+        given = x.clone()
+        try:
+            out = fn(model, given, sigma, _gen(seed))
+        except NotImplementedError as err:
+            raise _not_done(err, name, fn) from None
+        except Exception as err:
+            raise _fail(name, fn, f"raised {type(err).__name__} on {label}: {err}") from err
+        if not torch.equal(given, x):
+            raise _fail(name, fn, "changed the batch x in place; it is the target of the "
+                                  "loss and must stay clean. Corrupt a new tensor: "
+                                  "x + sigma * noise, not x += ... or x.add_(...).")
+        return out
+
+    out = run(0)
+    if out is None:
+        raise _fail(name, fn, "returned None (is a `return` missing?); return the loss.")
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        raise _fail(name, fn, "returns a Python number; return the loss tensor itself (no "
+                              ".item()), so that training can call loss.backward() on it.")
+    if not isinstance(out, torch.Tensor):
+        raise _fail(name, fn, f"returned {type(out).__name__}; return the loss, a 0-dim "
+                              f"tensor.")
+    if out.dim() != 0:
+        raise _fail(name, fn, f"wrong shape on {label}: "
+                              f"{_shape_message(tuple(out.shape), ())}")
+    if not out.requires_grad:
+        raise _fail(name, fn, "the loss carries no gradient: compute it from the model's "
+                              "output outside torch.no_grad(), and do not .detach() it.")
+    want = _dae_loss(model, x, sigma, 0)
+    if _close(out, want, 1e-5, 1e-7):
+        again, other = run(0), run(1)
+        if not _close(again, want, 1e-5, 1e-7):
+            raise _fail(name, fn, "two calls with identically seeded generators gave "
+                                  "different losses: draw the noise from `generator`.")
+        if _close(other, want, 1e-5, 1e-7):
+            raise _fail(name, fn, "generators with different seeds gave the same loss: the "
+                                  "same noise on every call. Draw it afresh on every call "
+                                  "from the `generator` you are given: "
+                                  "torch.randn(x.shape, generator=generator).")
+        if not _close(other, _dae_loss(model, x, sigma, 1), 1e-5, 1e-7):
+            raise _fail(name, fn, "right with one seed, wrong with another: draw the noise "
+                                  "from the `generator` you are given, on every call.")
+        _say(f"✓ {prefix} passes: on {label} it gives the reference loss for two seeds (the "
+             f"mean squared error of model(x_noisy).x_hat against the clean x, fresh noise from "
+             f"the generator on every call), a 0-dim tensor with a gradient, and x is left "
+             f"as it was.")
+        return
+    known = [
+        (dict(target="noisy"), "you compare the output with the noisy batch; the target is "
+                               "the clean x, which the model never sees."),
+        (dict(corrupt=False), "you feed the clean batch to the model: it must see the "
+                              "corrupted images (x + sigma * noise, clipped) and reconstruct "
+                              "the clean ones."),
+        (dict(target="fresh"), "the target is corrupted too (with noise of its own); only "
+                               "the input is corrupted, the target is the clean x."),
+        (dict(target="fresh_first"), "the target is corrupted too (with noise of its own); "
+                                     "only the input is corrupted, the target is the clean x."),
+        (dict(reduce="sum"), "you sum the squared errors; take their mean (.mean()), so the "
+                             "loss does not grow with the batch size and the image size."),
+        (dict(one_noise=True), "every image got the same noise: draw one noise value per "
+                               "pixel of every image, a tensor of x's full shape."),
+        (dict(scale=sigma**2), "you used sigma**2 (the variance) as the scale of the noise; "
+                               "multiply N(0, 1) draws by sigma itself."),
+        (dict(uniform=True), "Gaussian noise is torch.randn; torch.rand is uniform on [0, 1)."),
+        (dict(clip=False), "the noisy images are not clipped to [0, 1], the pixel range of "
+                           "the data: finish the corruption with .clamp(0, 1)."),
+    ]
+    for kwargs, message in known:
+        with torch.no_grad():
+            alt = _dae_loss(model, x, sigma, 0, **kwargs)
+        if _close(out, alt, 1e-5, 1e-7):
+            raise _fail(name, fn, f"on {label}: {message}")
+    if not _close(run(0), out, 1e-5, 1e-7):
+        raise _fail(name, fn, "two calls with identically seeded generators gave different "
+                              "losses: your function ignores the `generator` argument. Pass "
+                              "it on: torch.randn(x.shape, generator=generator).")
+    raise _fail(name, fn, f"on {label}: {_diagnose(out, want, Case(label, {}), 1e-7)}")
+
+
 # ----------------------------------------------------------------- chapter 4
 
 def _sigmoid_codes(n: int, k: int, seed: int, dtype=torch.float32) -> torch.Tensor:
@@ -737,6 +996,150 @@ def kl_sparsity(fn: Callable) -> None:
     ], atol=1e-5)
 
 
+def _shallow_model(seed: int, dtype=torch.float32, units: int = 6, side: int = 4) -> torch.nn.Module:
+    """A small model of chapters 4-5: `side`x`side` images -> `units` sigmoid units -> sigmoid output."""
+    from .models import ShallowConfig, from_config
+
+    config = ShallowConfig(latent_dim=units, input_shape=(1, side, side))
+    return from_config(config, seed=seed).to(dtype)
+
+
+def _mse_reference(out: Any, x: torch.Tensor) -> torch.Tensor:
+    return (out.x_hat - x).square().mean()
+
+
+def _param_grads(model: torch.nn.Module, loss: torch.Tensor) -> list[torch.Tensor]:
+    params = list(model.parameters())
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
+def _same_grads(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.allclose(u, v, rtol=1e-4, atol=1e-7) for u, v in zip(a, b))
+
+
+def _check_objective(name: str, fn: Callable, reference: Callable, cases: list[Case],
+                     mistakes: list[Mistake], cut: list[Mistake]) -> None:
+    """An objective `fn(model, x, ...) -> loss`: a tensor with a graph, the reference's value on
+    every case (`mistakes` name known wrong values), then the reference's gradient with respect
+    to every parameter on the first case (`cut` name known wrong gradients of a right value)."""
+    _require_function(fn, name)
+    prefix = _prefix(name, fn)
+    first = cases[0]
+    out = _call(fn, name, first)
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        raise _fail(name, fn, f"returns a number ({type(out).__name__}) on {first.label}. "
+                              f"Return the loss tensor itself, without .item(): train.fit calls "
+                              f"loss.backward() on it.")
+    if isinstance(out, torch.Tensor) and not out.requires_grad:
+        raise _fail(name, fn, f"returns a tensor without a graph on {first.label} (made under "
+                              f"torch.no_grad(), or detached), so no gradient can flow back to "
+                              f"the model. Compute the loss from model(x) as it is.")
+    with contextlib.redirect_stdout(io.StringIO()):  # its ✓ line: the gradient comes first
+        _compare(name, fn, reference, cases, mistakes, atol=1e-6)
+    args = first.args
+    model = args["model"]
+    got_grads = _param_grads(model, _call(fn, name, first))
+    if _same_grads(got_grads, _param_grads(model, reference(*args.values()))):
+        labels = "; ".join(c.label for c in cases)
+        _say(f"✓ {prefix} matches the reference on {len(cases)} inputs ({labels}), and so does "
+             f"its gradient with respect to every parameter of the model: it is an objective "
+             f"train.fit can minimise.")
+        return
+    for mistake in cut:
+        if _same_grads(got_grads, _param_grads(model, mistake.fn(*args.values()))):
+            raise _fail(name, fn, f"the loss has the right value on {first.label}, but "
+                                  f"{mistake.message}")
+    names = [n for n, _ in model.named_parameters()]
+    raise _fail(name, fn, f"the loss has the right value on {first.label}, but not the right "
+                          f"gradient (compared with respect to {', '.join(names)}): part of it "
+                          f"is cut from the graph (.detach(), .data, torch.no_grad(), or a "
+                          f"number turned back into a tensor), so train.fit would minimise "
+                          f"something else.")
+
+
+def _sparse_reference(model: torch.nn.Module, x: torch.Tensor, weight: float,
+                      rho: float) -> torch.Tensor:
+    out = model(x)
+    return _mse_reference(out, x) + weight * _kl_reference(out.z, rho)
+
+
+@_exercise("4.4", "the sparse objective")
+def sparse_objective(fn: Callable) -> None:
+    """`fn(model, x, weight, rho) -> loss`: the mean squared error of `model(x).x_hat` against `x`
+    plus `weight * sum_j KL(rho || rho_hat_j)`, `rho_hat_j` the batch mean of unit j of
+    `model(x).z` (clamped to [1e-6, 1 - 1e-6]); a 0-dim tensor with a graph."""
+    x = _images(8, 12, side=4)
+    dead = _shallow_model(14)
+    with torch.no_grad():
+        dead.hidden.bias.fill_(-40.0)  # every unit off: rho_hat below 1e-6 before the clamp
+    cases = [Case("a model of 16 pixels and 6 sigmoid units, 8 images, weight 0.1, rho 0.05",
+                  {"model": _shallow_model(13), "x": x, "weight": 0.1, "rho": 0.05}),
+             Case("weight 3 and rho 0.2", {"model": _shallow_model(15), "x": x, "weight": 3.0,
+                                           "rho": 0.2}),
+             Case("a batch of one image", {"model": _shallow_model(13), "x": x[:1], "weight": 0.1,
+                                           "rho": 0.05}),
+             Case("a model whose units are all off (rho_hat below 1e-6)",
+                  {"model": dead, "x": x, "weight": 0.1, "rho": 0.05},
+                  hint="log(rho / rho_hat) is inf at rho_hat = 0: clamp rho_hat to [1e-6, "
+                       "1 - 1e-6] before the logs."),
+             Case("double precision", {"model": _shallow_model(13, torch.float64),
+                                       "x": x.double(), "weight": 0.1, "rho": 0.05})]
+
+    def kl_of(q, rho):  # per unit, q already a batch mean
+        return rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))
+
+    def with_recon(recon, penalty):
+        def wrong(model, x, weight, rho):
+            out = model(x)
+            return recon(out, x, weight) + penalty(out, x, weight, rho)
+        return wrong
+
+    mse_, kl_ = (lambda o, x, w: _mse_reference(o, x),
+                 lambda o, x, w, rho: w * _kl_reference(o.z, rho))
+    mistakes = [
+        Mistake(with_recon(mse_, lambda o, x, w, rho: w * _kl_reference(o.x_hat.flatten(1), rho)),
+                "the penalty is computed on the reconstructions model(x).x_hat. Sparsity is a "
+                "property of the code: put the penalty on model(x).z."),
+        Mistake(with_recon(mse_, lambda o, x, w, rho: _kl_reference(o.z, rho)),
+                "the penalty is added without its weight: the loss is recon + weight * penalty."),
+        Mistake(with_recon(lambda o, x, w: w * _mse_reference(o, x),
+                           lambda o, x, w, rho: _kl_reference(o.z, rho)),
+                "the weight multiplies the reconstruction term. It belongs to the penalty: "
+                "recon + weight * penalty."),
+        Mistake(with_recon(mse_, lambda o, x, w, rho: w * kl_of(o.z.mean(0).clamp(1e-6, 1 - 1e-6),
+                                                                  rho).mean()),
+                "you average the KL over the code units; the penalty sums it over them."),
+        Mistake(with_recon(mse_, lambda o, x, w, rho: w * kl_of(rho, o.z.mean(0).clamp(
+                    1e-6, 1 - 1e-6)).sum()),
+                "you computed KL(rho_hat || rho); the penalty is KL(rho || rho_hat), with the "
+                "target rho in front of the logs."),
+        Mistake(with_recon(mse_, lambda o, x, w, rho: w * kl_of(
+                    o.z.clamp(1e-6, 1 - 1e-6), rho).sum(dim=1).mean()),
+                "you compare each example's activation with rho. The penalty compares each "
+                "unit's mean activation over the batch, rho_hat = z.mean(dim=0), with rho."),
+        Mistake(with_recon(mse_, lambda o, x, w, rho: w * o.z.abs().sum(dim=1).mean()),
+                "that is the L1 activity penalty (exercise 4.1); this exercise asks for the KL "
+                "penalty towards the target rho."),
+        Mistake(with_recon(lambda o, x, w: (o.x_hat - x).square().flatten(1).mean(dim=1).sum(), kl_),
+                "you sum the reconstruction error over the batch. The reconstruction term is "
+                "the mean over every pixel of every image (losses.mse), so that the weight "
+                "does not depend on the batch size."),
+        Mistake(with_recon(lambda o, x, w: (o.x_hat - x).square().sum(), kl_),
+                "you sum the squared errors over every pixel and image. The reconstruction "
+                "term is their mean (losses.mse), so that the weight does not depend on the "
+                "batch size or the image size."),
+        Mistake(with_recon(mse_, lambda o, x, w, rho: w * kl_of(o.z.mean(0), rho).sum()),
+                "clamp rho_hat to [1e-6, 1 - 1e-6] before the logs, as in exercise 4.2: a unit "
+                "that is silent on the whole batch must give a large but finite penalty."),
+    ]
+    cut = [Mistake(with_recon(mse_, lambda o, x, w, rho: w * _kl_reference(o.z.detach(), rho)),
+                   "no gradient of the penalty reaches the encoder: the codes were detached "
+                   "(.detach(), .data or torch.no_grad()) before the penalty, so training would "
+                   "minimise the reconstruction error alone. Use model(x).z as it is.")]
+    _check_objective("sparse_objective", fn, _sparse_reference, cases, mistakes, cut)
+
+
 # ----------------------------------------------------------------- chapter 5
 
 @_exercise("5.1", "the contractive penalty in closed form")
@@ -801,6 +1204,73 @@ def encoder_jacobian(fn: Callable) -> None:
                 "you differentiate the sum of the code units (one backward pass of h.sum()), "
                 "which adds the Jacobian's rows together; take one gradient per unit."),
     ], atol=1e-5)
+
+
+def _contractive_reference(model: torch.nn.Module, x: torch.Tensor, weight: float) -> torch.Tensor:
+    out = model(x)
+    h, w = out.z, model.encoder_weight
+    return _mse_reference(out, x) + weight * ((h * (1 - h)).square() @ w.square().sum(dim=1)).mean()
+
+
+@_exercise("5.4", "the contractive objective")
+def contractive_objective(fn: Callable) -> None:
+    """`fn(model, x, weight) -> loss`: the mean squared error of `model(x).x_hat` against `x` plus
+    `weight` times the batch mean of `||dh/dx||_F^2 = sum_j (h_j (1 - h_j))^2 sum_i W_ji^2`, with
+    `h = model(x).z` and `W = model.encoder_weight`; a 0-dim tensor with a graph."""
+    x = _images(8, 16, side=4)
+    cases = [Case("a model of 16 pixels and 6 sigmoid units, 8 images, weight 0.1",
+                  {"model": _shallow_model(17), "x": x, "weight": 0.1}),
+             Case("weight 3", {"model": _shallow_model(18), "x": x, "weight": 3.0}),
+             Case("a batch of one image", {"model": _shallow_model(17), "x": x[:1], "weight": 0.1}),
+             Case("double precision", {"model": _shallow_model(17, torch.float64),
+                                       "x": x.double(), "weight": 0.1})]
+
+    def wrong(recon=_mse_reference, slope=lambda h: (h * (1 - h)).square(),
+              rows=lambda m: m.encoder_weight.square().sum(dim=1), per_example=lambda j: j,
+              reduce=lambda j: j.mean(), weighted=lambda w, r, p: r + w * p):
+        def objective(model, x, weight):
+            out = model(x)
+            penalty = reduce(per_example(slope(out.z) @ rows(model)))
+            return weighted(weight, recon(out, x), penalty)
+        return objective
+
+    mistakes = [
+        Mistake(wrong(slope=lambda h: h * (1 - h)),
+                "h (1 - h) is not squared. Row j of the Jacobian is h_j (1 - h_j) times row j "
+                "of W, so its squared norm has (h_j (1 - h_j))**2."),
+        Mistake(wrong(rows=lambda m: m.encoder_weight.sum(dim=1)),
+                "W is not squared: the squared norm of row j of W is W[j].square().sum()."),
+        Mistake(wrong(slope=lambda h: h.square()), "the sigmoid's slope is h (1 - h), not h."),
+        Mistake(wrong(per_example=lambda j: j.sqrt()),
+                "you take the Frobenius norm of each Jacobian; the penalty is its square (no "
+                "square root)."),
+        Mistake(wrong(rows=lambda m: m.decoder_weight.square().sum(dim=0)),
+                "you used the decoder's matrix. The code h = sigmoid(W x + b) depends on the "
+                "input through the encoder's W = model.encoder_weight, shape (K, D)."),
+        Mistake(wrong(reduce=lambda j: j.sum()),
+                "you sum the penalty over the batch; take its mean, like the reconstruction "
+                "term's, so that the weight does not depend on the batch size."),
+        Mistake(wrong(weighted=lambda w, r, p: r + p),
+                "the penalty is added without its weight: the loss is recon + weight * penalty."),
+        Mistake(wrong(weighted=lambda w, r, p: w * r + p),
+                "the weight multiplies the reconstruction term. It belongs to the penalty: "
+                "recon + weight * penalty."),
+        Mistake(wrong(recon=lambda o, x: (o.x_hat - x).square().flatten(1).mean(dim=1).sum()),
+                "you sum the reconstruction error over the batch. The reconstruction term is "
+                "the mean over every pixel of every image (losses.mse)."),
+    ]
+    cut = [Mistake(wrong(slope=lambda h: (h.detach() * (1 - h.detach())).square()),
+                   "the codes h in the penalty are detached (.detach(), .data or "
+                   "torch.no_grad()), so the gradient that flattens the sigmoid's slope never "
+                   "reaches the encoder. Use model(x).z as it is."),
+           Mistake(wrong(rows=lambda m: m.encoder_weight.detach().square().sum(dim=1)),
+                   "the weights W in the penalty are detached, so the gradient that shrinks "
+                   "the rows of W never reaches them. Use model.encoder_weight as it is."),
+           Mistake(wrong(slope=lambda h: (h.detach() * (1 - h.detach())).square(),
+                         rows=lambda m: m.encoder_weight.detach().square().sum(dim=1)),
+                   "no gradient of the penalty reaches the model: h and W were both detached, "
+                   "so training would minimise the reconstruction error alone.")]
+    _check_objective("contractive_objective", fn, _contractive_reference, cases, mistakes, cut)
 
 
 # ----------------------------------------------------------------- chapter 6
@@ -890,6 +1360,162 @@ def reparameterize(fn: Callable) -> None:
           f"with a seeded generator, gradients reach mu and logvar; over {n} samples the means are "
           f"{_numbers(mean)} (mu = {_numbers(mu0[0])}) and the standard deviations "
           f"{_numbers(std)} (expected {_numbers(std0)}).")
+
+
+def _vae_loss_reference(x: torch.Tensor, decoder: Callable, mu: torch.Tensor, logvar: torch.Tensor,
+                        eps: torch.Tensor, *, scale: str = "std", sample: bool = True,
+                        per_image: str = "sum", both_terms: bool = True, kl: bool = True,
+                        kl_sign: float = 1.0, kl_over_batch: str = "mean",
+                        recon_over_batch: str = "mean") -> torch.Tensor:
+    """The negative ELBO averaged over the batch, and the variants of known mistakes."""
+    std = {"std": torch.exp(0.5 * logvar), "var": torch.exp(logvar), "logvar": logvar}[scale]
+    z = mu + std * eps if sample else mu  # (N, K)
+    x_hat = decoder(z)
+    if both_terms:
+        bce = F.binary_cross_entropy(x_hat, x, reduction="none").flatten(1)  # (N, D)
+    else:
+        bce = -(x * torch.log(x_hat)).flatten(1)
+    recon = bce.sum(dim=1) if per_image == "sum" else bce.mean(dim=1)  # (N,)
+    divergence = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(dim=1)  # (N,)
+    total = recon.mean() if recon_over_batch == "mean" else recon.sum()
+    if kl:
+        total = total + kl_sign * (divergence.mean() if kl_over_batch == "mean" else divergence.sum())
+    return total
+
+
+def _vae_decoder(seed: int, dtype=torch.float32) -> torch.nn.Module:
+    """A small VAE decoder: 3 code units -> 8 ReLU units -> 4x4 sigmoid pixels, weights scaled up
+    so that every variant of the loss differs clearly."""
+    from .models import VAEConfig, from_config
+
+    decoder = from_config(VAEConfig(latent_dim=3, hidden_dims=(8,), input_shape=(1, 4, 4)),
+                          seed=seed).decoder.to(dtype)
+    with torch.no_grad():
+        for p in decoder.parameters():
+            p.mul_(2.0)
+    return decoder
+
+
+@_exercise("6.4", "the VAE loss with the reparameterised sample")
+def vae_loss(fn: Callable) -> None:
+    """`fn(x, decoder, mu, logvar, eps) -> loss`: with `z = mu + exp(logvar / 2) * eps` and
+    `x_hat = decoder(z)`, the binary cross-entropy of `x_hat` against `x` summed over each image's
+    pixels plus `KL(N(mu, exp(logvar)) || N(0, I))` summed over the code units, both averaged over
+    the batch: the negative ELBO in nats per image, a 0-dim tensor with a graph."""
+    name = "vae_loss"
+    _require_function(fn, name)
+    prefix = _prefix(name, fn)
+    g = _gen(61)
+    x = _images(8, 62, side=4)
+    mu, logvar = torch.randn(8, 3, generator=g), torch.randn(8, 3, generator=g)
+    eps = torch.randn(8, 3, generator=g)
+    decoder = _vae_decoder(63)
+    sizes = {"the batch": 8}
+    cases = [Case("8 images of 4x4 pixels, codes of 3 units", {"x": x, "decoder": decoder, "mu": mu,
+                                                               "logvar": logvar, "eps": eps}, sizes),
+             Case("a batch of one image", {"x": x[:1], "decoder": decoder, "mu": mu[:1],
+                                           "logvar": logvar[:1], "eps": eps[:1]}),
+             Case("double precision", {"x": x.double(), "decoder": _vae_decoder(63, torch.float64),
+                                       "mu": mu.double(), "logvar": logvar.double(),
+                                       "eps": eps.double()}, sizes)]
+    first = cases[0]
+    out = _call(fn, name, first)
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        raise _fail(name, fn, f"returns a number ({type(out).__name__}) on {first.label}. Return "
+                              f"the loss tensor itself, without .item(): train.fit calls "
+                              f"loss.backward() on it.")
+    if isinstance(out, torch.Tensor) and not out.requires_grad:
+        raise _fail(name, fn, f"returns a tensor without a graph on {first.label} (made under "
+                              f"torch.no_grad(), or detached), so no gradient can reach the "
+                              f"decoder. Compute the loss from decoder(z) as it is.")
+    again = _call(fn, name, first)
+    if isinstance(out, torch.Tensor) and isinstance(again, torch.Tensor) and \
+            out.shape == again.shape and not _close(out, again, 1e-6, 1e-7):
+        raise _fail(name, fn, "two calls with the same inputs gave different losses: use the "
+                              "eps you are given (z = mu + exp(0.5 * logvar) * eps) instead of "
+                              "drawing new noise, so that the loss can be checked.")
+
+    def variant(**kwargs):
+        return lambda x, d, mu, lv, eps: _vae_loss_reference(x, d, mu, lv, eps, **kwargs)
+
+    mistakes = [
+        Mistake(variant(kl=False), "the KL term is missing. The negative ELBO is the "
+                                   "reconstruction term plus KL(q(z|x) || N(0, I)); without the "
+                                   "KL nothing keeps the codes near the prior."),
+        Mistake(variant(kl_sign=-1.0), "you subtract the KL. The negative ELBO adds it "
+                                       "(recon + KL): it is the price paid for information in "
+                                       "the code, and it is never negative."),
+        Mistake(variant(scale="var"), "you used exp(logvar), the variance, as the scale of eps; "
+                                      "the standard deviation is exp(0.5 * logvar)."),
+        Mistake(variant(scale="logvar"), "the scale of eps is logvar itself; take "
+                                         "exp(0.5 * logvar), the standard deviation."),
+        Mistake(variant(sample=False), "you decoded mu itself. Decode the reparameterised "
+                                       "sample z = mu + exp(0.5 * logvar) * eps: without it the "
+                                       "loss ignores logvar's effect on the reconstructions."),
+        Mistake(variant(per_image="mean"), "you average the cross-entropy over the pixels. The "
+                                           "negative ELBO sums -log p(x|z) over the pixels of "
+                                           "each image, as the KL sums over the code units: "
+                                           "both are nats per image."),
+        Mistake(variant(kl_over_batch="sum"), "the KL is summed over the batch. Average it over "
+                                              "the images, like the reconstruction term: the "
+                                              "loss is in nats per image."),
+        Mistake(variant(recon_over_batch="sum"), "the reconstruction term is summed over the "
+                                                 "batch. Average it over the images, like the KL: "
+                                                 "the loss is in nats per image."),
+        Mistake(variant(recon_over_batch="sum", kl_over_batch="sum"),
+                "you sum the loss over the batch; take its mean over the images, so that it "
+                "reads as nats per image and does not grow with the batch size."),
+        Mistake(variant(both_terms=False), "the (1 - x) log(1 - x_hat) term of the binary "
+                                           "cross-entropy is missing (erratum 8): use "
+                                           "F.binary_cross_entropy or both terms."),
+    ]
+    with contextlib.redirect_stdout(io.StringIO()):  # its ✓ line: the gradient comes first
+        _compare(name, fn, _vae_loss_reference, cases, mistakes, atol=1e-5)
+    # the gradient reaches mu, logvar and the decoder's weights, as the reference's does
+    leaves = [mu.clone().requires_grad_(), logvar.clone().requires_grad_()]
+    params = list(decoder.parameters())
+    try:
+        got = fn(x.clone(), decoder, leaves[0], leaves[1], eps.clone())
+        got_grads = torch.autograd.grad(got, leaves + params, allow_unused=True)
+    except NotImplementedError as err:
+        raise _not_done(err, name, fn) from None
+    except Exception as err:
+        raise _fail(name, fn, f"backpropagating through your loss failed ({type(err).__name__}: "
+                              f"{err}); it must be a differentiable function of mu, logvar and "
+                              f"the decoder's weights.") from err
+    want_grads = torch.autograd.grad(_vae_loss_reference(x, decoder, *leaves, eps), leaves + params)
+    for what, gr in zip(("mu", "logvar"), got_grads):
+        if gr is None or not bool((gr != 0).any()):
+            raise _fail(name, fn, f"the loss has the right value, but no gradient reaches "
+                                  f"{what}. Build z = mu + exp(0.5 * logvar) * eps from mu and "
+                                  f"logvar as they are (no .detach(), torch.normal or "
+                                  f"torch.no_grad()).")
+
+    def same(grads, wanted):
+        return all(gr is not None and torch.allclose(gr, w, rtol=1e-4, atol=1e-6)
+                   for gr, w in zip(grads, wanted))
+
+    detached = mu.clone().requires_grad_(), logvar.clone().requires_grad_()
+    z_cut = (detached[0] + torch.exp(0.5 * detached[1]) * eps).detach()
+    cut_loss = (F.binary_cross_entropy(decoder(z_cut), x, reduction="none").flatten(1).sum(dim=1)
+                + 0.5 * (detached[0].square() + detached[1].exp() - 1 - detached[1]).sum(dim=1)).mean()
+    cut_grads = torch.autograd.grad(cut_loss, list(detached) + params)
+    if not same(got_grads, want_grads) and same(got_grads, cut_grads):
+        raise _fail(name, fn, "the loss has the right value, but the sample z is cut from the "
+                              "graph (.detach(), .data, torch.no_grad() or torch.normal), so no "
+                              "gradient of the reconstruction term reaches mu and logvar: only "
+                              "the KL would train the encoder. Build z = mu + exp(0.5 * logvar) "
+                              "* eps from mu and logvar as they are.")
+    if not same(got_grads, want_grads):
+        raise _fail(name, fn, "the loss has the right value, but not the right gradient with "
+                              "respect to mu, logvar and the decoder's weights: part of it is "
+                              "cut from the graph (.detach(), .data, torch.no_grad(), or a "
+                              "number turned back into a tensor), so train.fit would minimise "
+                              "something else.")
+    labels = "; ".join(c.label for c in cases)
+    _say(f"✓ {prefix} matches the reference on {len(cases)} inputs ({labels}), and so does its "
+         f"gradient with respect to mu, logvar and the decoder's weights: the negative ELBO in "
+         f"nats per image, with the reparameterised sample.")
 
 
 # ----------------------------------------------------------------- chapter 7
@@ -1092,6 +1718,119 @@ def psnr(fn: Callable) -> None:
         Mistake(lambda x_hat, x: 10 * torch.log10(1 / (x_hat - x).square().flatten(1).sum(dim=1)),
                 "you sum the squared errors over the pixels; the MSE averages them."),
     ], atol=1e-4)
+
+
+def _scored_images(n: int, seed: int, levels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x_hat, x) of n 8x8 images whose squared errors differ from image to image.
+
+    With `levels`, every image's error is one of that many values (exact ties)."""
+    x = _images(n, seed)
+    g = _gen(seed + 1)
+    if levels is None:
+        noise = torch.randn(n, 1, 8, 8, generator=g) * torch.rand(n, 1, 1, 1, generator=g)
+        return x + 0.3 * noise, x
+    x = (x * 128).round() / 256  # multiples of 1/256 in [0, 0.5]: x + 0.5 is exact
+    wrong = torch.randint(0, levels, (n,), generator=g)  # how many pixels are off by exactly 0.5
+    x_hat = x.clone().view(n, -1)
+    x_hat[torch.arange(64)[None, :] < wrong[:, None]] += 0.5
+    return x_hat.view_as(x), x
+
+
+@_exercise("7.10", "a threshold at a target false-positive rate")
+def anomaly_threshold(fn: Callable) -> None:
+    """`fn(x_hat, x, fpr) -> float`: the per-image mean squared error of normal validation
+    images and the smallest threshold that flags (score > threshold) at most a share `fpr`."""
+    from .metrics import threshold_at_fpr
+
+    name = "anomaly_threshold"
+    _require_function(fn, name)
+    prefix = _prefix(name, fn)
+    cases = []
+    for label, n, fpr, levels in (("40 normal images, fpr = 0.1", 40, 0.1, None),
+                                  ("50 normal images, fpr = 0.07 (3.5 of them)", 50, 0.07, None),
+                                  ("30 images whose errors take only 4 values (ties), fpr = 0.2",
+                                   30, 0.2, 4),
+                                  ("20 normal images, fpr = 0 (flag none of them)", 20, 0.0, None),
+                                  ("a single image, fpr = 0.5", 1, 0.5, None)):
+        x_hat, x = _scored_images(n, 50 + n, levels)
+        cases.append(Case(label, {"x_hat": x_hat, "x": x, "fpr": fpr}))
+    x_hat, x = _scored_images(40, 90)
+    cases.append(Case("40 images in double precision, fpr = 0.1",
+                      {"x_hat": x_hat.double(), "x": x.double(), "fpr": 0.1}))
+
+    def scores(x_hat, x, reduce="mean", square=True):
+        d = (x_hat - x).double().flatten(1)
+        d = d.square() if square else d.abs()
+        return d.mean(dim=1) if reduce == "mean" else d.sum(dim=1)
+
+    def kth(s, fpr, shift=0, k_of=None):  # ascending sort, index N - k - 1 + shift
+        k = math.floor(fpr * len(s) + 1e-9) if k_of is None else k_of(fpr * len(s))
+        return float(s.sort().values[len(s) - k - 1 + shift])
+
+    mistakes = [
+        (lambda x_hat, x, fpr: threshold_at_fpr(scores(x_hat, x, "sum"), fpr),
+         "your threshold is on the sum of each image's squared errors over its {d} pixels; the "
+         "anomaly score is their mean, one number per image, as metrics.per_image_error and the "
+         "chapter's detectors compute it (.flatten(1).mean(dim=1)). Both rank the images alike, "
+         "but a threshold only works on the scale of the scores it is compared with."),
+        (lambda x_hat, x, fpr: threshold_at_fpr(scores(x_hat, x, square=False), fpr),
+         "you score images by their absolute errors; the score is the mean *squared* error."),
+        (lambda x_hat, x, fpr: kth(scores(x_hat, x), fpr, shift=1),
+         "you return the k-th largest score (k = int(fpr * N)). An image is flagged when its "
+         "score is above the threshold (>), so that threshold flags only k - 1 images where k "
+         "are allowed; the smallest threshold that flags at most k is the (k + 1)-th largest, "
+         "s[N - k - 1] of the scores sorted in ascending order."),
+        (lambda x_hat, x, fpr: float(torch.quantile(scores(x_hat, x), 1 - fpr)),
+         "your threshold lies between two scores: torch.quantile interpolates linearly between "
+         "them. The threshold is one of the scores, the (k + 1)-th largest with k = int(fpr * N): "
+         "sort the scores and index them."),
+        *[(lambda x_hat, x, fpr, k_of=k_of: kth(scores(x_hat, x), fpr, k_of=k_of),
+           "you round k = fpr * N up (or to the nearest whole number): that flags more than a "
+           "share fpr of the normal images. At most k = int(fpr * N) images, rounded down, may "
+           "lie above the threshold.") for k_of in (math.ceil, round)],
+        (lambda x_hat, x, fpr: float(scores(x_hat, x)[len(x) - math.floor(fpr * len(x) + 1e-9) - 1]),
+         "you index the scores in the order of the images: sort them first "
+         "(scores.sort().values), then the (k + 1)-th largest is at index N - k - 1."),
+    ]
+    for case in cases:
+        x_hat, x, fpr = case.args.values()
+        s = scores(x_hat, x)
+        want = threshold_at_fpr(s, fpr)
+        out = _call(fn, name, case)
+        if isinstance(out, torch.Tensor) and out.numel() != 1:
+            raise _fail(name, fn, f"returned a tensor of shape {tuple(out.shape)} on {case.label}; "
+                                  f"return one number, the threshold, as a Python float (.item()).")
+        got = float(_as_tensor(out, want, prefix, case))
+        if math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-9):
+            continue
+        if not math.isfinite(got):
+            raise _fail(name, fn, f"returned {got} on {case.label}, where the reference is "
+                                  f"{want:.6g}.")
+        for mistake, message in mistakes:
+            try:
+                alt = mistake(*[_copy(v) for v in case.args.values()])
+            except Exception:  # the mistake does not apply to this input
+                continue
+            if math.isclose(got, alt, rel_tol=1e-5, abs_tol=1e-9):
+                raise _fail(name, fn, f"on {case.label}: " + message.format(d=x[0].numel()))
+        n, k = len(s), math.floor(fpr * len(s) + 1e-9)
+        flagged = int((s > got).sum())
+        said = (f"on {case.label}: your threshold {got:.6g} flags {flagged} of the {n} normal "
+                f"images (score > threshold), the reference {want:.6g} flags "
+                f"{int((s > want).sum())}, at most k = int(fpr * N) = {k}.")
+        if flagged >= n - k - 1 > k:
+            raise _fail(name, fn, said + " Yours flags about a share 1 - fpr of them: you took "
+                                         "the quantile at fpr, or flag with < instead of >. "
+                                         "Anomalies score high; a share fpr of the normal "
+                                         "scores must lie above the threshold, so take the "
+                                         "(k + 1)-th largest.")
+        if flagged > k:
+            raise _fail(name, fn, said + " Too many: raise the threshold.")
+        raise _fail(name, fn, said + " A lower threshold would still flag at most k: take the "
+                                     "smallest such threshold, the (k + 1)-th largest score.")
+    labels = "; ".join(c.label for c in cases)
+    _say(f"✓ {prefix} matches the reference on {len(cases)} inputs ({labels}): the mean squared "
+         f"error per image, and the smallest threshold that flags at most a share fpr of them.")
 
 
 __all__ = ["EXERCISES", "Exercise", "ExerciseFailed", *EXERCISES]

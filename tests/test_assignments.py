@@ -184,7 +184,7 @@ def test_instructor_guide_lists_every_exercise_with_its_points():
     import re
 
     guide = (BOOK / "instructors.md").read_text()
-    rows = re.findall(r"\| (\d\.\d) `my_(\w+)` \| ([\w-]+) \| (\d) \|", guide)
+    rows = re.findall(r"\| (\d+\.\d+) `my_(\w+)` \| ([\w-]+) \| (\d) \|", guide)
     listed = {name: (number, int(points)) for number, name, _, points in rows}
     points = {}
     for name in CHAPTERS:
@@ -193,5 +193,5 @@ def test_instructor_guide_lists_every_exercise_with_its_points():
             if meta.get("grade_id", "").startswith("check-"):
                 points[meta["grade_id"][len("check-"):]] = meta["points"]
     assert listed == {n: (ex.number, points[n]) for n, ex in check.EXERCISES.items()}
-    questions = re.findall(r"\| (\d\.\d) [^|`]+ \| open question \| 2 \|", guide)
+    questions = re.findall(r"\| (\d+\.\d+) [^|`]+ \| open question \| 2 \|", guide)
     assert len(questions) == len(CHAPTERS)

@@ -79,6 +79,15 @@ def _nll(z, mean, cov, half=True):
     return c * quad + 0.5 * torch.logdet(cov) + 0.5 * z.shape[1] * math.log(2 * math.pi)
 
 
+def _mse_per_image(x_hat, x):
+    return ((x_hat - x) ** 2).flatten(1).mean(dim=1)
+
+
+def _threshold(scores, fpr, shift=0, k=None):  # the (k + 1)-th largest score, shifted up
+    k = int(fpr * len(scores)) if k is None else k
+    return scores.sort().values[len(scores) - k - 1 + shift].item()
+
+
 def _step(model, x, optimizer, *, zero=True, late_zero=False, step=True, reduce="mean", item=True):
     if zero and not late_zero:
         optimizer.zero_grad()
@@ -108,6 +117,97 @@ def _step_new_optimizer(model, x, optimizer):
 def _step_loss_after(model, x, optimizer):
     _step(model, x, optimizer)
     return ((model(x) - x) ** 2).mean().item()
+
+
+def _linear_ae(mean, k, *, bias=False, code_act=None, out_act=None, swap=False, flatten=True,
+               unflatten=True, centre=True, mean_as="buffer", batch_mean=False, pair=False):
+    d = mean.numel()
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Linear(k, d, bias=bias) if swap else torch.nn.Linear(d, k, bias=bias)
+            self.decoder = torch.nn.Linear(d, k, bias=bias) if swap else torch.nn.Linear(k, d, bias=bias)
+            if mean_as == "buffer":
+                self.register_buffer("mean", mean.clone())
+            elif mean_as == "parameter":
+                self.mean = torch.nn.Parameter(mean.clone())
+            else:
+                self.mean = mean.clone()
+
+        def forward(self, x):
+            flat = x.flatten(1) if flatten else x
+            m = flat.mean(dim=0) if batch_mean else self.mean
+            z = self.encoder(flat - m if centre else flat)
+            z = code_act(z) if code_act else z
+            out = self.decoder(z) + (m if centre else 0)
+            out = out_act(out) if out_act else out
+            out = out.view_as(x) if unflatten else out
+            return (out, z) if pair else out
+
+    return Linear()
+
+
+def _dae(model, x, sigma, g=None, *, target="clean", corrupt=True, reduce="mean", one=False,
+         scale=None, clip=True, item=False, fixed=False, inplace=False, per_pixel=False):
+    gen = torch.Generator().manual_seed(0) if fixed else g
+    noise = torch.randn(x.shape[1:] if one else x.shape, generator=gen)
+    if inplace:
+        noisy = x.add_((sigma if scale is None else scale) * noise).clamp_(0, 1)
+        x_clean = noisy
+    else:
+        noisy = x + (sigma if scale is None else scale) * noise
+        noisy = noisy.clamp(0, 1) if clip else noisy
+        x_clean = x
+    tgt = {"clean": x_clean, "noisy": noisy,
+           "fresh": (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)}[target]
+    squares = (model(noisy if corrupt else x).x_hat - tgt) ** 2
+    loss = squares if per_pixel else (squares.mean() if reduce == "mean" else squares.sum())
+    return loss.item() if item else loss
+
+
+def _sparse(model, x, weight, rho, *, on="z", w_on="penalty", reduce="mean", detach=False,
+            clamp=True, direction="rho||q", item=False):
+    """The chapter-4 objective, with one mistake switched on by a keyword."""
+    out = model(x)
+    squares = (out.x_hat - x) ** 2
+    recon = squares.mean() if reduce == "mean" else squares.flatten(1).mean(dim=1).sum()
+    h = out.z if on == "z" else out.x_hat.flatten(1)
+    q = (h.detach() if detach else h).mean(dim=0)
+    q = q.clamp(1e-6, 1 - 1e-6) if clamp else q
+    penalty = (_kl(rho, q) if direction == "rho||q" else _kl(q, rho)).sum()
+    loss = recon + weight * penalty if w_on == "penalty" else (
+        weight * recon + penalty if w_on == "recon" else recon + penalty)
+    return loss.item() if item else loss
+
+
+def _contractive(model, x, weight, *, square_slope=True, square_w=True, reduce="mean",
+                 detach=False, w_on="penalty", decoder=False):
+    """The chapter-5 objective, with one mistake switched on by a keyword."""
+    out = model(x)
+    recon = ((out.x_hat - x) ** 2).mean()
+    h = out.z.detach() if detach else out.z
+    w = model.decoder_weight.T if decoder else model.encoder_weight
+    slope = h * (1 - h)
+    per_example = (slope**2 if square_slope else slope) @ (w**2 if square_w else w).sum(dim=1)
+    penalty = per_example.mean() if reduce == "mean" else per_example.sum()
+    return recon + weight * penalty if w_on == "penalty" else (
+        weight * recon + penalty if w_on == "recon" else recon + penalty)
+
+
+def _vae(x, decoder, mu, logvar, eps, *, std="half", sample=True, pixels="sum", kl=1.0,
+         kl_batch="mean", recon_batch="mean", detach_z=False, new_eps=False, item=False):
+    """The chapter-6 loss (negative ELBO, mean over the batch), one mistake switched on by a keyword."""
+    scale = {"half": torch.exp(0.5 * logvar), "var": torch.exp(logvar), "logvar": logvar}[std]
+    noise = torch.randn_like(mu) if new_eps else eps
+    z = mu + scale * noise if sample else mu
+    z = z.detach() if detach_z else z
+    terms = -(x * torch.log(decoder(z)) + (1 - x) * torch.log(1 - decoder(z)))
+    recon = terms.flatten(1).sum(dim=1) if pixels == "sum" else terms.flatten(1).mean(dim=1)
+    div = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(dim=1)
+    loss = (recon.mean() if recon_batch == "mean" else recon.sum()) + kl * (
+        div.mean() if kl_batch == "mean" else div.sum())
+    return loss.item() if item else loss
 
 
 WRONG = {
@@ -167,6 +267,23 @@ WRONG = {
             torch.linalg.qr(a.double()).Q.T @ torch.linalg.qr(b.double()).Q) * (1 + 1e-12)),
          "clamp the cosines to [-1, 1]"),
     ],
+    "linear_autoencoder": [
+        (lambda m, k: _linear_ae(m, k, bias=True), "your layers have biases"),
+        (lambda m, k: _linear_ae(m, k, code_act=torch.relu), "there is a ReLU on the code"),
+        (lambda m, k: _linear_ae(m, k, out_act=torch.sigmoid), "there is a sigmoid on the output"),
+        (lambda m, k: _linear_ae(m, k, swap=True), "check the order of the sizes"),
+        (lambda m, k: _linear_ae(m, k, flatten=False, unflatten=False), "flatten each image first"),
+        (lambda m, k: _linear_ae(m, k, unflatten=False), "reshape it back to images"),
+        (lambda m, k: _linear_ae(m, k, centre=False), "there is no centring"),
+        (lambda m, k: _linear_ae(m, k, mean_as="parameter"), "the mean is a learned parameter"),
+        (lambda m, k: _linear_ae(m, k, mean_as="attribute"), "the mean is not a buffer"),
+        (lambda m, k: _linear_ae(m, k, batch_mean=True), "you centre on the mean of the batch"),
+        (lambda m, k: _linear_ae(m, k, pair=True), "must return the reconstruction itself"),
+        (lambda m, k: _linear_ae(m, k).state_dict(), "return the model itself"),
+        (lambda m, k: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, k, bias=False),
+                                          torch.nn.Linear(k, 784, bias=False)),
+         "expected two weight matrices"),
+    ],
     "gaussian_noise": [
         (lambda x, s, g=None: (x + s * torch.randn(x.shape, dtype=x.dtype)).clamp(0, 1),
          "ignores the `generator` argument"),
@@ -197,6 +314,22 @@ WRONG = {
         (lambda x, f, g=None: x.masked_fill(torch.rand(x.shape, generator=g) < f, 1.0),
          "every pixel must stay 0.5 or become 0"),
     ],
+    "denoising_objective": [
+        (lambda m, x, s, g=None: _dae(m, x, s, g, target="noisy"),
+         "you compare the output with the noisy batch"),
+        (lambda m, x, s, g=None: _dae(m, x, s, g, corrupt=False), "you feed the clean batch"),
+        (lambda m, x, s, g=None: _dae(m, x, s, g, target="fresh"), "the target is corrupted too"),
+        (lambda m, x, s, g=None: _dae(m, x, s, g, reduce="sum"), "you sum the squared errors"),
+        (lambda m, x, s, g=None: _dae(m, x, s, g, one=True), "every image got the same noise"),
+        (lambda m, x, s, g=None: _dae(m, x, s, None), "ignores the `generator` argument"),
+        (lambda m, x, s, g=None: _dae(m, x, s, g, fixed=True), "the same noise on every call"),
+        (lambda m, x, s, g=None: _dae(m, x, s, g, scale=s**2), "you used sigma**2"),
+        (lambda m, x, s, g=None: _dae(m, x, s, g, clip=False), "not clipped to [0, 1]"),
+        (lambda m, x, s, g=None: _dae(m, x, s, g, item=True), "returns a Python number"),
+        (lambda m, x, s, g=None: _dae(m, x, s, g, per_pixel=True), "a single number"),
+        (lambda m, x, s, g=None: _dae(m, x, s, g, inplace=True), "changed the batch x in place"),
+        (lambda m, x, s, g=None: _dae(m, x, s, g).detach(), "the loss carries no gradient"),
+    ],
     "l1_activity": [
         (lambda h: h.sum(dim=1).mean(), "negative ones cancel positive ones"),
         (lambda h: h.abs().mean(), "you average over the code units where the exercise takes the sum"),
@@ -215,6 +348,21 @@ WRONG = {
         (lambda h, rho: _kl(rho, h.mean(0)).sum(), "clamp rho_hat to [1e-6, 1 - 1e-6]"),
         (lambda h, rho: -_kl(rho, h.mean(0).clamp(1e-6, 1 - 1e-6)).sum(), "sign error"),
     ],
+    "sparse_objective": [
+        (lambda m, x, w, rho: _sparse(m, x, w, rho, on="x_hat"), "on the reconstructions"),
+        (lambda m, x, w, rho: _sparse(m, x, w, rho, w_on="none"), "without its weight"),
+        (lambda m, x, w, rho: _sparse(m, x, w, rho, w_on="recon"),
+         "the weight multiplies the reconstruction term"),
+        (lambda m, x, w, rho: _sparse(m, x, w, rho, direction="q||rho"), "KL(rho_hat || rho)"),
+        (lambda m, x, w, rho: _sparse(m, x, w, rho, reduce="sum"),
+         "you sum the reconstruction error over the batch"),
+        (lambda m, x, w, rho: _sparse(m, x, w, rho, detach=True),
+         "no gradient of the penalty reaches the encoder"),
+        (lambda m, x, w, rho: _sparse(m, x, w, rho, clamp=False), "clamp rho_hat"),
+        (lambda m, x, w, rho: _sparse(m, x, w, rho, item=True), "returns a number (float)"),
+        (lambda m, x, w, rho: m(x).x_hat.sub(x).square().mean() + w * m(x).z.abs().sum(1).mean(),
+         "that is the L1 activity penalty"),
+    ],
     "sigmoid_jacobian_norm": [
         (lambda h, W: (h * (1 - h)) @ (W**2).sum(dim=1), "h (1 - h) is not squared"),
         (lambda h, W: (h * (1 - h)) ** 2 @ W.sum(dim=1), "W is not squared"),
@@ -230,6 +378,17 @@ WRONG = {
         (lambda e, x: _jacobian_inplace(e, x), "set requires_grad on its input `x` in place"),
         (lambda e, x: _jacobian_fd(e, x), "wrong values"),
         (lambda e, x: _jacobian_loop(e, x).sum(dim=1), "adds the Jacobian's rows together"),
+    ],
+    "contractive_objective": [
+        (lambda m, x, w: _contractive(m, x, w, square_slope=False), "h (1 - h) is not squared"),
+        (lambda m, x, w: _contractive(m, x, w, square_w=False), "W is not squared"),
+        (lambda m, x, w: _contractive(m, x, w, reduce="sum"), "you sum the penalty over the batch"),
+        (lambda m, x, w: _contractive(m, x, w, detach=True), "the codes h in the penalty are detached"),
+        (lambda m, x, w: _contractive(m, x, w, w_on="none"), "without its weight"),
+        (lambda m, x, w: _contractive(m, x, w, w_on="recon"),
+         "the weight multiplies the reconstruction term"),
+        (lambda m, x, w: _contractive(m, x, w, decoder=True), "you used the decoder's matrix"),
+        (lambda m, x, w: _contractive(m, x, w).detach(), "returns a tensor without a graph"),
     ],
     "reparameterize": [
         (lambda mu, lv, g=None: mu + torch.exp(lv) * torch.randn(mu.shape, generator=g, dtype=mu.dtype),
@@ -258,6 +417,30 @@ WRONG = {
         (lambda mu, lv: -0.5 * (mu**2 + lv.exp() - 1 - lv).sum(dim=1), "sign error"),
         (lambda mu, lv: 0.5 * (mu**2 + lv - 1 - torch.log(lv)).sum(dim=1),
          "you used logvar as the variance"),
+    ],
+    "vae_loss": [
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, kl=0.0), "the KL term is missing"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, kl=-1.0), "you subtract the KL"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, std="var"),
+         "you used exp(logvar), the variance, as the scale of eps"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, std="logvar"),
+         "the scale of eps is logvar itself"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, sample=False), "you decoded mu itself"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, pixels="mean"),
+         "you average the cross-entropy over the pixels"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, kl_batch="sum"),
+         "the KL is summed over the batch"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, recon_batch="sum"),
+         "the reconstruction term is summed over the batch"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, kl_batch="sum", recon_batch="sum"),
+         "you sum the loss over the batch"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, new_eps=True),
+         "use the eps you are given"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, detach_z=True),
+         "the sample z is cut from the graph"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps, item=True), "returns a number"),
+        (lambda x, d, mu, lv, eps: _vae(x, d, mu, lv, eps).detach(),
+         "returns a tensor without a graph"),
     ],
     "cosine_similarity": [
         (lambda a, b: a @ b.T, "you return dot products"),
@@ -312,6 +495,27 @@ WRONG = {
         (lambda x_hat, x: 10 * torch.log10(((x_hat - x) ** 2).flatten(1).mean(dim=1)), "sign error"),
         (lambda x_hat, x: 10 * torch.log10(1 / ((x_hat - x) ** 2).flatten(1).sum(dim=1)),
          "you sum the squared errors over the pixels"),
+    ],
+    "anomaly_threshold": [
+        (lambda x_hat, x, fpr: _threshold(((x_hat - x) ** 2).flatten(1).sum(dim=1), fpr),
+         "the sum of each image's squared errors over its 64 pixels"),
+        (lambda x_hat, x, fpr: _threshold((x_hat - x).abs().flatten(1).mean(dim=1), fpr),
+         "absolute errors"),
+        (lambda x_hat, x, fpr: _threshold(_mse_per_image(x_hat, x), fpr, shift=1),
+         "you return the k-th largest score"),
+        (lambda x_hat, x, fpr: torch.quantile(_mse_per_image(x_hat, x), 1 - fpr).item(),
+         "torch.quantile interpolates"),
+        (lambda x_hat, x, fpr: torch.quantile(_mse_per_image(x_hat, x), fpr).item(),
+         "you took the quantile at fpr, or flag with < instead of >"),
+        (lambda x_hat, x, fpr: _threshold(_mse_per_image(x_hat, x), fpr, k=math.ceil(fpr * len(x))),
+         "you round k = fpr * N up"),
+        (lambda x_hat, x, fpr: _mse_per_image(x_hat, x)[len(x) - int(fpr * len(x)) - 1].item(),
+         "sort them first"),
+        (lambda x_hat, x, fpr: _mse_per_image(x_hat, x).max().item(),
+         "A lower threshold would still flag at most k"),
+        (lambda x_hat, x, fpr: _mse_per_image(x_hat, x), "return one number, the threshold"),
+        (lambda x_hat, x, fpr: _mse_per_image(x_hat, x).sort(descending=True).values[int(fpr * len(x))],
+         None),  # the (k + 1)-th largest counted from the top, as a 0-dim tensor: right
     ],
 }
 

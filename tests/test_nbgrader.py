@@ -55,17 +55,24 @@ MISTAKES = {
     "pca": ("torch.linalg.svd(x - mean,", "torch.linalg.svd(x,", "from the uncentred data"),
     "principal_angles": ("return torch.arccos(cosines)", "return torch.rad2deg(torch.arccos(cosines))",
                          "in degrees"),
+    "linear_autoencoder": ("nn.Linear(d, k, bias=False)", "nn.Linear(d, k)",
+                           "your layers have biases"),
     "gaussian_noise": ("return (x + sigma * noise).clamp(0, 1)", "return x + sigma * noise",
                        "clip with .clamp(0, 1)"),
     "masking_noise": ("< fraction", ">= fraction", "you zeroed the pixels you should keep"),
+    "denoising_objective": ("((x_hat - x) ** 2).mean()", "((x_hat - x_noisy) ** 2).mean()",
+                            "you compare the output with the noisy batch"),
     "l1_activity": ("h.abs().sum(dim=1)", "h.sum(dim=1)", "negative ones cancel positive ones"),
     "kl_sparsity": ("kl = on + off", "kl = on", "term is missing"),
+    "sparse_objective": ("recon + weight * kl.sum()", "recon + kl.sum()", "without its weight"),
     "sigmoid_jacobian_norm": ("(h * (1 - h)) ** 2 @", "(h * (1 - h)) @", "h (1 - h) is not squared"),
     "encoder_jacobian": ("torch.stack(rows, dim=1)", "torch.stack(rows, dim=2)",
                          "your Jacobians are transposed"),
+    "contractive_objective": ("(h * (1 - h)) ** 2 @", "(h * (1 - h)) @", "h (1 - h) is not squared"),
     "gaussian_kl": ("logvar.exp() - 1 - logvar)", "logvar.exp() - 1)", "-logvar) is missing"),
     "reparameterize": ("torch.exp(0.5 * logvar)", "torch.exp(logvar)",
                        "you used exp(logvar), the variance"),
+    "vae_loss": ("(recon + kl).mean()", "recon.mean()", "the KL term is missing"),
     "cosine_similarity": ("    b = b / b.norm(dim=1, keepdim=True)\n", "",
                           "only the queries are normalised"),
     "precision_at_k": ("hits.float().mean()", "hits.any(dim=1).float().mean()", "the hit rate"),
@@ -74,6 +81,8 @@ MISTAKES = {
     "gaussian_nll": ("quad + torch.logdet(cov) + k", "quad + k", "log det(cov) term is missing"),
     "quantize": ("torch.round(", "torch.floor(", "you truncate (floor) instead of rounding"),
     "psnr": ("torch.log10(1 / mse)", "torch.log(1 / mse)", "natural log"),
+    "anomaly_threshold": (".flatten(1).mean(dim=1)", ".flatten(1).sum(dim=1)",
+                          "the sum of each image's squared errors over its 64 pixels"),
 }
 
 
@@ -117,7 +126,8 @@ def test_every_exercise_has_a_mistake_that_its_checker_explains():
         source = solutions[name].replace(_region(solutions[name]),
                                          _with_mistake(name, _region(solutions[name])))
         namespace: dict = {}
-        exec("import math\nimport torch\n" + source, namespace)
+        exec("import math\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n" + source,
+             namespace)  # the imports of the chapters' first cells
         with pytest.raises(check.ExerciseFailed) as info:
             check.EXERCISES[name].checker(namespace[f"my_{name}"])
         assert message in str(info.value), (name, str(info.value))
