@@ -1018,6 +1018,19 @@ def _same_grads(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return all(torch.allclose(u, v, rtol=1e-4, atol=1e-7) for u, v in zip(a, b))
 
 
+def _require_loss_tensor(name: str, fn: Callable, out: Any, label: str, reach: str,
+                         advice: str) -> None:
+    """A loss for training: a tensor (not a float) that carries the graph of its inputs."""
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        raise _fail(name, fn, f"returns a number ({type(out).__name__}) on {label}. Return the "
+                              f"loss tensor itself, without .item(): train.fit calls "
+                              f"loss.backward() on it.")
+    if isinstance(out, torch.Tensor) and not out.requires_grad:
+        raise _fail(name, fn, f"returns a tensor without a graph on {label} (made under "
+                              f"torch.no_grad(), or detached), so no gradient can {reach}. "
+                              f"{advice}")
+
+
 def _check_objective(name: str, fn: Callable, reference: Callable, cases: list[Case],
                      mistakes: list[Mistake], cut: list[Mistake]) -> None:
     """An objective `fn(model, x, ...) -> loss`: a tensor with a graph, the reference's value on
@@ -1027,14 +1040,8 @@ def _check_objective(name: str, fn: Callable, reference: Callable, cases: list[C
     prefix = _prefix(name, fn)
     first = cases[0]
     out = _call(fn, name, first)
-    if isinstance(out, (int, float)) and not isinstance(out, bool):
-        raise _fail(name, fn, f"returns a number ({type(out).__name__}) on {first.label}. "
-                              f"Return the loss tensor itself, without .item(): train.fit calls "
-                              f"loss.backward() on it.")
-    if isinstance(out, torch.Tensor) and not out.requires_grad:
-        raise _fail(name, fn, f"returns a tensor without a graph on {first.label} (made under "
-                              f"torch.no_grad(), or detached), so no gradient can flow back to "
-                              f"the model. Compute the loss from model(x) as it is.")
+    _require_loss_tensor(name, fn, out, first.label, "flow back to the model",
+                         "Compute the loss from model(x) as it is.")
     with contextlib.redirect_stdout(io.StringIO()):  # its ✓ line: the gradient comes first
         _compare(name, fn, reference, cases, mistakes, atol=1e-6)
     args = first.args
@@ -1420,14 +1427,8 @@ def vae_loss(fn: Callable) -> None:
                                        "eps": eps.double()}, sizes)]
     first = cases[0]
     out = _call(fn, name, first)
-    if isinstance(out, (int, float)) and not isinstance(out, bool):
-        raise _fail(name, fn, f"returns a number ({type(out).__name__}) on {first.label}. Return "
-                              f"the loss tensor itself, without .item(): train.fit calls "
-                              f"loss.backward() on it.")
-    if isinstance(out, torch.Tensor) and not out.requires_grad:
-        raise _fail(name, fn, f"returns a tensor without a graph on {first.label} (made under "
-                              f"torch.no_grad(), or detached), so no gradient can reach the "
-                              f"decoder. Compute the loss from decoder(z) as it is.")
+    _require_loss_tensor(name, fn, out, first.label, "reach the decoder",
+                         "Compute the loss from decoder(z) as it is.")
     again = _call(fn, name, first)
     if isinstance(out, torch.Tensor) and isinstance(again, torch.Tensor) and \
             out.shape == again.shape and not _close(out, again, 1e-6, 1e-7):
