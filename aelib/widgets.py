@@ -1,13 +1,18 @@
 """Interactive explorers for the notebooks, each with a static fallback.
 
 Every explorer is a thin ipywidgets shell around a plain function that
-draws a matplotlib figure; the notebooks always show that static figure
-(the website cannot run widgets) and put the explorer beside it.
-`ipywidgets` is imported only when an explorer is built. Introduced in
-chapter 3.
+draws a matplotlib figure. An explorer displays as itself in a live
+notebook (JupyterLab, Notebook 7, VS Code) and carries a PNG of the figure
+it shows, so a page that cannot run widgets (the website) shows that
+picture instead of an empty box. `ipywidgets` is imported only when an
+explorer is built. Introduced in chapter 3.
 """
 
 from __future__ import annotations
+
+import base64
+import io
+from typing import Callable
 
 import torch
 from torch import nn
@@ -49,21 +54,59 @@ def denoising_figure(models: dict[str, nn.Module], x: torch.Tensor, kind: str, l
     return fig
 
 
-def denoising_explorer(models: dict[str, nn.Module], x: torch.Tensor, seed: int = 0):
-    """An ipywidgets explorer: choose noise kind and level, see noisy and denoised images.
-
-    Needs a running Jupyter kernel with ipywidgets; returns the widget.
-    Introduced in chapter 3.
-    """
+def _ipywidgets():
     try:
-        import ipywidgets as widgets
+        import ipywidgets
     except ImportError as err:  # pragma: no cover - ipywidgets is in the [book] extra
         raise ImportError("the explorer needs ipywidgets: pip install -e '.[book]'") from err
+    return ipywidgets
+
+
+def with_static_figure(box, draw: Callable):
+    """Give the widget `box` a PNG of `draw()` (a matplotlib figure) beside its widget view.
+
+    Jupyter front ends render the widget view; a page without widgets (the
+    website, whose build leaves the widget view out) renders the PNG. The
+    figure is drawn when the widget is displayed, so it shows the current
+    state. Returns `box`. Introduced in chapter 3.
+    """
     import matplotlib.pyplot as plt
 
-    kind = widgets.Dropdown(options=list(NOISE_SLIDER), value="gaussian", description="noise")
-    low, high, step = NOISE_SLIDER["gaussian"]
-    level = widgets.FloatSlider(value=0.3, min=low, max=high, step=step, description="level")
+    widget_bundle = box._repr_mimebundle_
+
+    def bundle(**kwargs):
+        data = widget_bundle(**kwargs)
+        data = dict(data[0] if isinstance(data, tuple) else data)
+        fig = draw()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight")  # as shown inline
+        plt.close(fig)
+        data["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+        return data
+
+    box._repr_mimebundle_ = bundle
+    return box
+
+
+def denoising_explorer(models: dict[str, nn.Module], x: torch.Tensor, seed: int = 0,
+                       kind: str = "gaussian", level: float = 0.3):
+    """An ipywidgets explorer: choose noise kind and level, see noisy and denoised images.
+
+    Starts at `kind` and `level`. Needs ipywidgets; returns the widget,
+    which shows its current figure where widgets cannot run. Introduced in
+    chapter 3.
+    """
+    widgets = _ipywidgets()
+    import matplotlib.pyplot as plt
+
+    if kind not in NOISE_SLIDER:
+        raise ValueError(f"unknown noise kind {kind!r}; choose one of {sorted(NOISE_SLIDER)}.")
+    low, high, step = NOISE_SLIDER[kind]
+    if not low <= level <= high:
+        raise ValueError(f"level {level} is outside the explorer's range for {kind} noise, "
+                         f"[{low}, {high}].")
+    kind = widgets.Dropdown(options=list(NOISE_SLIDER), value=kind, description="noise")
+    level = widgets.FloatSlider(value=level, min=low, max=high, step=step, description="level")
     out = widgets.Output()
 
     def redraw(*_):
@@ -77,7 +120,8 @@ def denoising_explorer(models: dict[str, nn.Module], x: torch.Tensor, seed: int 
     kind.observe(redraw, names="value")
     level.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([widgets.HBox([kind, level]), out])
+    return with_static_figure(widgets.VBox([widgets.HBox([kind, level]), out]),
+                              lambda: denoising_figure(models, x, kind.value, level.value, seed))
 
 
 def latent_view(model: nn.Module, z1: float, z2: float) -> torch.Tensor:
@@ -94,32 +138,40 @@ def latent_view(model: nn.Module, z1: float, z2: float) -> torch.Tensor:
         return model.decode(torch.tensor([[float(z1), float(z2)]], device=device))[0].cpu()
 
 
-def latent_explorer(model: nn.Module, limit: float = 3.0):
-    """An ipywidgets explorer: two sliders for the code of a 2-d decoder, the decoded image beside.
-
-    Needs a running Jupyter kernel with ipywidgets; returns the widget.
-    Introduced in chapter 6.
-    """
-    try:
-        import ipywidgets as widgets
-    except ImportError as err:  # pragma: no cover - ipywidgets is in the [book] extra
-        raise ImportError("the explorer needs ipywidgets: pip install -e '.[book]'") from err
+def latent_figure(model: nn.Module, z1: float, z2: float):
+    """The static figure of `latent_view`: the decoded image, its code in the title."""
     import matplotlib.pyplot as plt
 
-    sliders = [widgets.FloatSlider(value=0.0, min=-limit, max=limit, step=0.05, description=name)
-               for name in ("z1", "z2")]
+    fig, ax = plt.subplots(figsize=(2.6, 2.8))
+    ax.imshow(latent_view(model, z1, z2)[0].numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set_title(f"z = ({z1:.2f}, {z2:.2f})", fontsize=11)
+    ax.set_axis_off()
+    return fig
+
+
+def latent_explorer(model: nn.Module, limit: float = 3.0, z: tuple[float, float] = (0.0, 0.0)):
+    """An ipywidgets explorer: two sliders for the code of a 2-d decoder, the decoded image beside.
+
+    Starts at the code `z`. Needs ipywidgets; returns the widget, which
+    shows its current figure where widgets cannot run. Introduced in
+    chapter 6.
+    """
+    widgets = _ipywidgets()
+    import matplotlib.pyplot as plt
+
+    latent_view(model, *z)  # a clear error for a model without a 2-d code, before any widget
+    sliders = [widgets.FloatSlider(value=float(v), min=-limit, max=limit, step=0.05, description=name)
+               for name, v in zip(("z1", "z2"), z)]
     out = widgets.Output()
 
     def redraw(*_):
         with out:
             out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(2.6, 2.6))
-            ax.imshow(latent_view(model, *(s.value for s in sliders))[0].numpy(), cmap="gray",
-                      vmin=0, vmax=1)
-            ax.set_axis_off()
+            latent_figure(model, *(s.value for s in sliders))
             plt.show()
 
     for s in sliders:
         s.observe(redraw, names="value")
     redraw()
-    return widgets.HBox([widgets.VBox(sliders), out])
+    return with_static_figure(widgets.HBox([widgets.VBox(sliders), out]),
+                              lambda: latent_figure(model, *(s.value for s in sliders)))

@@ -1,11 +1,13 @@
 """Chapter 3: noise, classical filters (against scipy.ndimage), the denoising
 objective and the explorer's callback."""
 
+import base64
+
 import numpy as np
 import pytest
 import torch
 
-from aelib import data, filters, losses, metrics, models, widgets
+from aelib import data, filters, losses, metrics, models, plot, widgets
 
 
 def images(n=16, seed=0):
@@ -145,11 +147,21 @@ def test_denoising_explorer_builds_and_redraws():
     pytest.importorskip("ipywidgets")
     import matplotlib.pyplot as plt
 
-    x = data.load("digits", verbose=False).x_test[:2]
+    x = data.load("digits", verbose=False).x_test[:10]  # a row as wide as the book's
     model = models.Autoencoder(models.MLPConfig(latent_dim=4, hidden_dims=(8,)))
     box = widgets.denoising_explorer({"ae": model}, x)
     kind, level = box.children[0].children
     kind.value = "salt_pepper"  # the slider's range follows the kind
     assert level.max == widgets.NOISE_SLIDER["salt_pepper"][1]
     level.value = 0.5
+    bundle = box._repr_mimebundle_()  # what a notebook front end or the book's build receives
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    png = base64.b64decode(bundle["image/png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width = int.from_bytes(png[16:20], "big")  # the IHDR chunk: drawn at 100 dpi, as inline
+    assert width <= 100 * plot.MAX_WIDTH + 20, width
+    with pytest.raises(ValueError, match="outside the explorer's range"):
+        widgets.denoising_explorer({"ae": model}, x, kind="masking", level=1.5)
+    with pytest.raises(ValueError, match="unknown noise kind"):
+        widgets.denoising_explorer({"ae": model}, x, kind="speckle")
     plt.close("all")

@@ -1,6 +1,7 @@
 """Chapter 6: the VAE, its losses and its log-likelihood estimates, checked against
 torch.distributions, Monte-Carlo estimates and numerical integration."""
 
+import base64
 import math
 
 import numpy as np
@@ -284,6 +285,10 @@ def test_latent_explorer_builds_and_redraws():
     sliders = box.children[0].children
     sliders[0].value = 1.5
     sliders[1].value = -2.0
+    png = base64.b64decode(box._repr_mimebundle_()["image/png"])  # the page without widgets
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="2-d code"):
+        widgets.latent_explorer(models.VAE(models.VAEConfig(latent_dim=3, hidden_dims=(8,))))
     plt.close("all")
 
 
