@@ -20,6 +20,12 @@ from . import metrics
 #: Training images (train + validation splits) of the complete MNIST, the published run's data.
 PUBLISHED_TRAIN_IMAGES = 60000
 
+#: The widest figure, in inches. The website's text column is 672 px wide (at a
+#: 1280 px window) and figures render at 100 dpi, so a figure up to 8.4 inches is
+#: shown at 80% of its size or more and the book's smallest text, 9 pt (12.5 px
+#: at full size), at 10 px or more. tests/site checks every image of the site.
+MAX_WIDTH = 8.0
+
 
 def run_note(ds, *, quick: bool | None = None, seed: int | None = None):
     """What run this page shows, as Markdown for the top of a chapter.
@@ -82,7 +88,8 @@ def image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str] | None = None
         rows = [r / r.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1) for r in rows]
     cmap, vmin = ("RdBu_r", -1.0) if signed else ("gray", 0.0)
     n = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), n, figsize=(scale * 0.9 * n + 0.8, scale * 0.95 * len(rows)),
+    cell = min(scale * 0.9, (MAX_WIDTH - 0.8) / n)  # inches per image, at most MAX_WIDTH in all
+    fig, axes = plt.subplots(len(rows), n, figsize=(cell * n + 0.8, cell * 0.95 / 0.9 * len(rows)),
                              squeeze=False)
     for i, row in enumerate(rows):
         for j in range(n):
@@ -170,7 +177,8 @@ def tracked(histories: dict[str, dict], panels: dict[str, str], logy: Sequence[s
     name to its axis label (panels side by side, one line per run); names
     in `logy` get a logarithmic axis. Introduced in chapter 2.
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(4.2 * len(panels), MAX_WIDTH), 3.4),
+                             squeeze=False)
     for ax, (key, label) in zip(axes[0], panels.items()):
         for name, hist in histories.items():
             if key not in hist.get("track", {}):
@@ -239,7 +247,7 @@ def activation_profiles(codes: dict[str, torch.Tensor], threshold: float = 0.05)
     flat line at 1 is a code where every unit is always on, 0 marks dead
     units. Introduced in chapter 4.
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(MAX_WIDTH, 3.4))
     bins = torch.linspace(0, 1, 41).tolist()
     for i, (label, h) in enumerate(codes.items()):
         h = h.detach().float().cpu()
@@ -335,7 +343,7 @@ def latent_scatter(z: torch.Tensor, labels: torch.Tensor, title: str | None = No
     ax.set_aspect("equal", adjustable="datalim")
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=8, markerscale=2.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.legend(fontsize=9, markerscale=2.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
 
@@ -374,7 +382,7 @@ def bars(values: dict[str, torch.Tensor], ylabel: str, threshold: float | None =
     A dotted line marks `threshold` if given. Used for the KL of each latent
     unit at several beta. Introduced in chapter 6.
     """
-    fig, axes = plt.subplots(1, len(values), figsize=(2.6 * len(values) + 0.6, 3.0),
+    fig, axes = plt.subplots(1, len(values), figsize=(min(2.6 * len(values) + 0.6, MAX_WIDTH), 3.0),
                              sharey=True, squeeze=False)
     for ax, (title, v) in zip(axes[0], values.items()):
         v = v.detach().double().cpu().sort(descending=True).values
