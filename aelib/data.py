@@ -73,10 +73,11 @@ class Dataset:
         return replace(self, **moved)
 
     def summary(self) -> str:
-        """One line: name, split sizes, image shape."""
+        """Two short lines: name, split sizes and image shape; then where the images come from."""
         return (
-            f"{self.name}: {len(self.x_train)} train / {len(self.x_val)} val / "
-            f"{len(self.x_test)} test images of shape {tuple(self.image_shape)} ({self.source})"
+            f"{self.name}: {len(self.x_train):,} train / {len(self.x_val):,} val / "
+            f"{len(self.x_test):,} test images of shape {tuple(self.image_shape)}\n"
+            f"source: {self.source}"
         )
 
 
