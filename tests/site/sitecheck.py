@@ -94,3 +94,23 @@ def site_pages(site: Path) -> list[Path]:
     return sorted(p for p in site.rglob("*.html")
                   if not p.relative_to(site).parts[0].startswith(("_static", "mathjax", "_sources"))
                   and p != site / "index.html")
+
+
+# TeX that MathJax did not typeset, in the text a reader sees (code and typeset math removed):
+# a pair of dollars, a lone dollar next to a formula character, a backslash command, or a
+# sub- or superscript written the TeX way (x_{i}, W^T, e^{...}).
+RAW_TEX = [
+    re.compile(r"\$[^$\n]{1,80}\$"),
+    re.compile(r"\$(?=[\\A-Za-z({])|(?<=[A-Za-z)}0-9])\$"),
+    re.compile(r"\\(?:[A-Za-z]{2,}|[{}()\[\],;!|])"),
+    re.compile(r"[A-Za-z0-9)}]_\{|\^\{|\b[A-Za-z]\^[A-Za-z0-9]\b"),
+]
+
+
+def raw_tex(text: str) -> list[str]:
+    """Snippets of `text` (a page's visible prose) that look like TeX left unrendered."""
+    found = []
+    for pattern in RAW_TEX:
+        for m in pattern.finditer(text):
+            found.append(text[max(0, m.start() - 20):m.end() + 20].replace("\n", " "))
+    return found

@@ -14,7 +14,7 @@ from urllib.parse import urldefrag
 
 import pytest
 
-from sitecheck import SCREENSHOTS, SITE, site_pages
+from sitecheck import SCREENSHOTS, SITE, raw_tex, site_pages
 
 PAGES = [str(p.relative_to(SITE)) for p in site_pages(SITE)] if SITE.is_dir() else ["book/intro.html"]
 IDS = re.compile(r"""\sid=["']([^"']+)["']""")
@@ -44,6 +44,32 @@ MATH_JS = """async () => {
     .map(e => e.textContent.slice(0, 60));
   return {math: spans.length, typeset: document.querySelectorAll('mjx-container').length, raw: raw};
 }"""
+# Tables, code blocks and cell outputs wider than their container, at the page's width: their
+# content scrolls or is cut (scrollWidth > clientWidth), or the box itself sticks out of its
+# parent. A wide table that scrolls on purpose is still reported: transpose or split it.
+OVERFLOW_JS = """() => {
+  const main = document.querySelector('main') || document.body;
+  const boxes = main.querySelectorAll('table, pre, div.highlight, div.cell_output, div.output, figure, img');
+  const out = [];
+  for (const e of boxes) {
+    if (e.closest('.toggle-hidden, details:not([open]), [hidden]') || e.offsetParent === null) continue;
+    const parent = e.parentElement;
+    const inner = e.scrollWidth - e.clientWidth;
+    const outer = parent ? e.getBoundingClientRect().width - parent.clientWidth : 0;
+    if (inner > 1 || outer > 1) {
+      const what = (e.innerText || e.getAttribute('src') || '').trim().split('\\n')[0].slice(0, 70);
+      out.push(`${e.tagName.toLowerCase()}.${e.className} +${Math.max(inner, outer)}px: ${what}`);
+    }
+  }
+  return out;
+}"""
+# Figures shown at less than 80% of their size: their 9 pt text (aelib.plot's smallest, 12.5 px
+# at matplotlib's 100 dpi) would fall below 10 px. aelib.plot.MAX_WIDTH keeps figures narrow
+# enough.
+SHRUNK_JS = """() => Array.from(document.querySelectorAll('main img'))
+  .filter(i => i.clientWidth > 0 && i.naturalWidth > 0 && i.clientWidth / i.naturalWidth < 0.8)
+  .map(i => `${(i.closest('figure') || i.closest('.cell') || {}).id || i.src.split('/').pop()}: `
+            + `${i.naturalWidth} px shown at ${i.clientWidth} px`)"""
 LINKS_JS = "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
 
 
@@ -84,6 +110,8 @@ class Visit:
             self.broken_images = page.evaluate(IMAGES_JS)
             self.text = page.evaluate(VISIBLE_TEXT_JS)
             self.links = page.evaluate(LINKS_JS)
+            self.overflow = page.evaluate(OVERFLOW_JS)
+            self.shrunk = page.evaluate(SHRUNK_JS)
             self.title = page.title()
             if rel.startswith("book/"):
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -124,8 +152,20 @@ def test_math_is_typeset(visit, rel):
     v = visit(rel)
     assert not v.math["raw"], f"{rel}: math left as TeX: {v.math['raw']}"
     assert v.math["typeset"] >= v.math["math"], f"{rel}: {v.math}"
-    leftover = re.findall(r"\$[^$\s][^$\n]{0,80}\$", v.text)
-    assert not leftover, f"{rel}: raw $...$ in the text: {leftover[:5]}"
+    leftover = raw_tex(v.text)
+    assert not leftover, f"{rel}: TeX left unrendered in the text: {leftover[:5]}"
+
+
+@pytest.mark.parametrize("rel", PAGES)
+def test_nothing_is_wider_than_the_page(visit, rel):
+    v = visit(rel)
+    assert not v.overflow, f"{rel}: wider than its container at 1280 px: {v.overflow[:8]}"
+
+
+@pytest.mark.parametrize("rel", PAGES)
+def test_figure_text_is_readable(visit, rel):
+    v = visit(rel)
+    assert not v.shrunk, f"{rel}: figures shrunk below 80% (text under 10 px): {v.shrunk}"
 
 
 @pytest.mark.parametrize("rel", PAGES)

@@ -3,9 +3,11 @@ another host (scripts, stylesheets, fonts, images, CSS url(...))."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from sitecheck import css_references, external_references, is_external, site_pages
+from sitecheck import css_references, external_references, is_external, raw_tex, site_pages
 
 
 @pytest.mark.parametrize("html, expected", [
@@ -25,6 +27,20 @@ from sitecheck import css_references, external_references, is_external, site_pag
 ])
 def test_scanner_finds_external_references(html, expected):
     assert external_references(html) == expected
+
+
+@pytest.mark.parametrize("text, raw", [
+    ("Erratum 4: the decoder uses W^T h, the transposed weights", True),  # an admonition title
+    ("the score is $\\|x - \\hat x\\|^2 of", True),                       # a bullet cut the formula
+    ("the sum $a + b$ over", True),
+    ("over the pixels x_{i} of", True),
+    ("with \\mathcal N(0, I) as prior", True),
+    ("e^{-x} falls", True),
+    ("A plain sentence (with brackets), 5^2 = 25, and a price of $5.", False),
+    ("a path a/b\\c and a snake_case_name", False),
+])
+def test_raw_tex_finder(text, raw):
+    assert bool(raw_tex(text)) == raw, raw_tex(text)
 
 
 def test_css_url_forms():
@@ -54,3 +70,24 @@ def test_math_is_served_by_the_site(site):
     assert (site / "mathjax" / "tex-chtml.js").is_file(), "run `make mathjax` before building"
     intro = (site / "book" / "intro.html").read_text(encoding="utf-8")
     assert "mathjax/tex-chtml.js" in intro
+
+
+def test_figures_are_numbered_per_chapter(site):
+    """Fig. 6.1, 6.2, ... on chapter 6's page; the pages of chapter 7 count on in reading order."""
+    import yaml
+
+    toc = yaml.safe_load((site.parents[1] / "_toc.yml").read_text())
+    pages = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    seen: dict[int, list[int]] = {}
+    for page in pages:
+        m = re.match(r"book/(\d\d)_", page)
+        if not m:
+            continue
+        html = (site / f"{page}.html").read_text()
+        numbers = re.findall(r'class="caption-number">Fig\. (\d+)\.(\d+)', html)
+        assert numbers, f"{page}: no numbered figure"
+        for chapter, n in numbers:
+            assert int(chapter) == int(m.group(1)), (page, chapter, n)
+            seen.setdefault(int(chapter), []).append(int(n))
+    for chapter, numbers in seen.items():
+        assert numbers == list(range(1, len(numbers) + 1)), (chapter, numbers)
