@@ -44,12 +44,13 @@ MATH_JS = """async () => {
     .map(e => e.textContent.slice(0, 60));
   return {math: spans.length, typeset: document.querySelectorAll('mjx-container').length, raw: raw};
 }"""
-# Tables, code blocks and cell outputs wider than their container, at the page's width: their
+# Tables, code blocks, cell outputs and displayed formulas wider than their container, at the page's width: their
 # content scrolls or is cut (scrollWidth > clientWidth), or the box itself sticks out of its
 # parent. A wide table that scrolls on purpose is still reported: transpose or split it.
 OVERFLOW_JS = """() => {
   const main = document.querySelector('main') || document.body;
-  const boxes = main.querySelectorAll('table, pre, div.highlight, div.cell_output, div.output, figure, img');
+  const boxes = main.querySelectorAll('table, pre, div.highlight, div.cell_output, div.output, figure, img, '
+                                      + 'mjx-container[display="true"]');
   const out = [];
   for (const e of boxes) {
     if (e.closest('.toggle-hidden, details:not([open]), [hidden]') || e.offsetParent === null) continue;
