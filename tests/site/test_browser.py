@@ -1,7 +1,8 @@
 """Every page of the built site in headless Chromium, with every request to another host
 blocked: the page loads (HTTP 200) without JavaScript errors, its images decode, its
-internal links and anchors resolve, its math is typeset by the site's own MathJax, and the
-search page finds a chapter. A full-page screenshot of every chapter goes to
+internal links and anchors resolve, its math is typeset by the site's own MathJax and no TeX
+is left raw in its prose, nothing on it is wider than the page at 1280 px, its figures keep
+readable text, and the search page finds a chapter. A full-page screenshot of every chapter goes to
 _build/screenshots/ (the test log names the folder)."""
 
 from __future__ import annotations
