@@ -12,7 +12,7 @@ is not numbered. The chapter is the two digits that start the file name (book/06
 the three pages of chapter 7 (book/07_*) count on from each other in reading order. Pages
 without a chapter number (intro, errata, ...) keep Sphinx's numbers.
 
-static/book.css holds the book's few styles (the size of code in cells).
+static/book.css holds the book's few styles: the size of code and output, breakable names in tables.
 """
 
 from __future__ import annotations
