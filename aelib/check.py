@@ -1018,6 +1018,18 @@ def _same_grads(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return all(torch.allclose(u, v, rtol=1e-4, atol=1e-7) for u, v in zip(a, b))
 
 
+def _backpropagate(name: str, fn: Callable, run: Callable[[], Any], what: str,
+                   requirement: str) -> Any:
+    """`run()`, which calls the student's `fn` and backpropagates; a crash becomes a failure."""
+    try:
+        return run()
+    except NotImplementedError as err:
+        raise _not_done(err, name, fn) from None
+    except Exception as err:
+        raise _fail(name, fn, f"backpropagating through your {what} failed "
+                              f"({type(err).__name__}: {err}); {requirement}.") from err
+
+
 def _require_loss_tensor(name: str, fn: Callable, out: Any, label: str, reach: str,
                          advice: str) -> None:
     """A loss for training: a tensor (not a float) that carries the graph of its inputs."""
@@ -1328,15 +1340,8 @@ def reparameterize(fn: Callable) -> None:
     _stochastic_basics(name, fn, lambda g: {"mu": mu0[:64], "logvar": lv0[:64], "generator": g},
                        "64 codes of 3 units")
     mu, logvar = mu0[:16].clone().requires_grad_(), lv0[:16].clone().requires_grad_()
-    try:
-        z = fn(mu, logvar, _gen(0))
-        z.sum().backward()
-    except NotImplementedError as err:
-        raise _not_done(err, name, fn) from None
-    except Exception as err:
-        raise _fail(name, fn, f"backpropagating through your sample failed ({type(err).__name__}: "
-                              f"{err}); the sample must be a differentiable function of mu and "
-                              f"logvar.") from err
+    _backpropagate(name, fn, lambda: fn(mu, logvar, _gen(0)).sum().backward(), "sample",
+                   "the sample must be a differentiable function of mu and logvar")
     for what, t in (("mu", mu), ("logvar", logvar)):
         if t.grad is None or not bool((t.grad != 0).any()):
             raise _fail(name, fn, f"no gradient reaches {what}. Draw eps ~ N(0, I) (no gradient "
@@ -1475,15 +1480,10 @@ def vae_loss(fn: Callable) -> None:
     # the gradient reaches mu, logvar and the decoder's weights, as the reference's does
     leaves = [mu.clone().requires_grad_(), logvar.clone().requires_grad_()]
     params = list(decoder.parameters())
-    try:
-        got = fn(x.clone(), decoder, leaves[0], leaves[1], eps.clone())
-        got_grads = torch.autograd.grad(got, leaves + params, allow_unused=True)
-    except NotImplementedError as err:
-        raise _not_done(err, name, fn) from None
-    except Exception as err:
-        raise _fail(name, fn, f"backpropagating through your loss failed ({type(err).__name__}: "
-                              f"{err}); it must be a differentiable function of mu, logvar and "
-                              f"the decoder's weights.") from err
+    got_grads = _backpropagate(
+        name, fn, lambda: torch.autograd.grad(fn(x.clone(), decoder, leaves[0], leaves[1],
+                                                 eps.clone()), leaves + params, allow_unused=True),
+        "loss", "it must be a differentiable function of mu, logvar and the decoder's weights")
     want_grads = torch.autograd.grad(_vae_loss_reference(x, decoder, *leaves, eps), leaves + params)
     for what, gr in zip(("mu", "logvar"), got_grads):
         if gr is None or not bool((gr != 0).any()):
