@@ -139,22 +139,24 @@ book: $(STAMP) $(MATHJAX)
 	AELIB_CACHE_DIR=$$cache $(BIN)/jupyter-book build . --warningiserror --keep-going --all
 	echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
-# make test = unit tests + every notebook under nbval (one pytest run, recording the glued
-# numbers), then a quick-mode book build with warnings as errors and a fresh cache, then the
-# checks of that same site (tests/site: offline references, headless Chromium) and
-# tests/test_determinism.py (same seed, same numbers; seed 1, other numbers). Fresh caches;
-# tests/offline/sitecustomize.py on PYTHONPATH refuses any connection that leaves this machine.
+# make test = unit tests + every notebook under nbval (one pytest run from an empty model cache,
+# recording the glued numbers), then a quick-mode book build with warnings as errors that loads
+# the models nbval trained, then the checks of that same site (tests/site: offline references,
+# headless Chromium) and tests/test_determinism.py (trained or loaded, same numbers; seed 1,
+# other numbers). tests/offline/sitecustomize.py on PYTHONPATH refuses any connection that
+# leaves this machine.
 test: $(STAMP) $(MATHJAX) browser
-	@cache=$$(mktemp -d); build_cache=$$(mktemp -d)
-	trap 'rm -rf "$$cache" "$$build_cache"' EXIT
+	@cache=$$(mktemp -d)
+	trap 'rm -rf "$$cache"' EXIT
 	export AELIB_CACHE_DIR=$$cache $(QUICK_ENV)
 	export PYTHONPATH=$(CURDIR)/tests/offline$${PYTHONPATH:+:$$PYTHONPATH}  # offline guard, every process
 	rm -rf _build/glue _build/html _build/jupyter_execute _build/screenshots
 	AELIB_GLUE_RECORD=$(CURDIR)/_build/glue/nbval $(BIN)/python -m pytest tests $(NOTEBOOKS) \
 	    --ignore=tests/site --ignore=tests/test_determinism.py --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
-	# the build executes every notebook a second time, from its own empty cache
-	AELIB_CACHE_DIR=$$build_cache $(BIN)/jupyter-book build . --warningiserror --keep-going --all
+	# the build executes every notebook a second time; its models come from nbval's cache, so the
+	# page shows what a reader who loads a saved model sees (test_determinism: the same numbers)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going --all
 	echo "quick-mode book built at _build/html/index.html"
 	CHROMIUM="$(FIND_CHROMIUM)" $(BIN)/python -m pytest tests/site tests/test_determinism.py \
 	    -p no:cacheprovider

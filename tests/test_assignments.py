@@ -5,8 +5,10 @@ of `book/*.ipynb` in `make test` is its run. The student version is
 nbgrader's release version (`generate_assignment`); it differs only in the
 exercise cells (stubs) and the model answers, so a student notebook with
 the reference solutions pasted back is the instructor notebook. Each
-generated student notebook, executed in a real kernel, stops first at the
-first exercise's check, which names the exercise and repeats its hint.
+generated student notebook stops first at the first exercise's check, which
+names the exercise and repeats its hint: everything before that exercise is
+the chapter's own code, unchanged (asserted), which nbval runs; here a
+kernel runs the set-up cell, the stub and its check.
 The whole round trip through nbgrader's gradebook is tests/test_nbgrader.py.
 """
 
@@ -99,7 +101,14 @@ def test_student_notebook_stops_first_at_the_first_exercise(generated, name):
     first = made[name][0]
     nb = nbformat.read(out / "student" / name, as_version=4)
     stop = next(i for i, c in enumerate(nb.cells) if assignments.grading(c).get("grade_id") == f"check-{first}")
-    nb.cells = [c for c in nb.cells[:stop + 1] if c.get("id") != "install-aelib"]
+    start = next(i for i, c in enumerate(nb.cells) if assignments.exercise_name(c) == first)
+    # before the first exercise the student runs the chapter's code as it is (nbval runs it in
+    # make test): so the kernel here needs only the set-up cell, then the stub and its check
+    chapter = [c.source for c in nbformat.read(BOOK / name, as_version=4).cells if c.cell_type == "code"]
+    before = [c for c in nb.cells[:start] if c.cell_type == "code"]
+    assert [c.source for c in before] == chapter[:len(before)]
+    setup = next(c for c in before if c.get("id") != "install-aelib")
+    nb.cells = [setup, *nb.cells[start:stop + 1]]
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(BOOK)}})
     with pytest.raises(CellExecutionError) as info:

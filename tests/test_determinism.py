@@ -3,9 +3,12 @@
 Run by `make test` after the book build, like tests/site. The first pytest
 pass of `make test` executes every notebook under nbval (quick mode, seed 0,
 a fresh model cache) and records what each glues (AELIB_GLUE_RECORD); the
-book build then executes every notebook again, seed 0, with another fresh
-cache. Every glued value must be identical in the two runs, except the
-timings (`time_*`). Then each notebook runs a third time with AELIB_SEED=1
+book build then executes every notebook again, seed 0, loading the models
+that nbval trained and saved. Every glued value must be identical in the two
+runs, except the timings (`time_*`): a reader who loads a saved model sees
+the numbers of one who trains it (and whatever a chapter trains outside the
+cache, by-hand loops included, runs twice). That training repeats bit for
+bit across processes is tested by tests/test_resume.py. Then each notebook runs a third time with AELIB_SEED=1
 (fresh cache, shared by the chapters of that run, in book order) and must
 glue at least one different float: the seed is really used. That run stops
 at the first cell that glues a float different from seed 0's, which is all
