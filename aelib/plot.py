@@ -43,7 +43,8 @@ def run_note(ds, *, quick: bool | None = None, seed: int | None = None):
     quick = runtime.is_quick() if quick is None else quick
     seed = runtime.get_seed() if seed is None else seed
     images = len(ds.x_train) + len(ds.x_val)
-    run = (f"run in {'quick' if quick else 'full'} mode on {ds.name} ({images:,} training and "
+    run = (f"run in {'quick' if quick else 'full'} mode on {ds.name} ({images:,} training "
+           f"images, {len(ds.x_val):,} of them held out for validation, and "
            f"{len(ds.x_test):,} test images), seed {seed}")
     published = not quick and ds.name == "mnist" and images == PUBLISHED_TRAIN_IMAGES
     if published:

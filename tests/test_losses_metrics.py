@@ -106,7 +106,8 @@ def test_run_note_marks_every_run_but_the_published_one():
 
     published = plot.run_note(fake("mnist", 54000, 6000, 10000), quick=False, seed=0).data
     assert "the run the website publishes" in published and "not the book's" not in published
-    assert "run in full mode on mnist (60,000 training and 10,000 test images), seed 0" in published
+    assert ("run in full mode on mnist (60,000 training images, 6,000 of them held out for "
+            "validation, and 10,000 test images), seed 0") in published
     for ds, quick in ((fake("mnist", 54000, 6000, 10000), True), (fake("mnist", 7200, 800, 2000), False),
                       (fake("digits", 1400, 150, 247), False), (fake("digits", 1400, 150, 247), True)):
         note = plot.run_note(ds, quick=quick, seed=3).data
