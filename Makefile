@@ -153,13 +153,17 @@ test: $(STAMP) $(MATHJAX) browser
 	rm -rf _build/glue _build/html _build/jupyter_execute _build/screenshots
 	AELIB_GLUE_RECORD=$(CURDIR)/_build/glue/nbval $(BIN)/python -m pytest tests $(NOTEBOOKS) \
 	    --ignore=tests/site --ignore=tests/test_determinism.py --nbval-lax --nbval-current-env \
-	    --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
+	    --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider --durations=15
 	# the build executes every notebook a second time; its models come from nbval's cache, so the
 	# page shows what a reader who loads a saved model sees (test_determinism: the same numbers)
+	tests_done=$$SECONDS
 	$(BIN)/jupyter-book build . --warningiserror --keep-going --all
 	echo "quick-mode book built at _build/html/index.html"
+	build_done=$$SECONDS
 	CHROMIUM="$(FIND_CHROMIUM)" $(BIN)/python -m pytest tests/site tests/test_determinism.py \
-	    -p no:cacheprovider
+	    -p no:cacheprovider --durations=10
+	echo "make test: unit tests and nbval $$tests_done s, book build $$(( build_done - tests_done )) s," \
+	     "site and determinism $$(( SECONDS - build_done )) s"
 
 seeds: $(STAMP)
 	@for seed in 0 1 2 3 4; do
