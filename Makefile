@@ -2,7 +2,8 @@
 #   make venv   - .venv with every Python package: from requirements.lock (exact versions, every
 #                 package) on CPython 3.11 + Linux x86_64 as in CI, elsewhere from constraints.txt
 #   make book   - create .venv if needed, execute every chapter, build the website
-#   make test   - unit tests, every notebook under nbval (quick mode, CPU), warning-free book build,
+#   make test   - unit tests beside every notebook under nbval (quick mode, CPU, one thread each),
+#                 warning-free book build,
 #                 then the built site checked offline and in headless Chromium (tests/site) and
 #                 the two runs compared, plus a third with another seed (tests/test_determinism.py)
 #   make mathjax - the site's own copy of MathJax 3 (npm registry, pinned in package-lock.json)
@@ -151,9 +152,21 @@ test: $(STAMP) $(MATHJAX) browser
 	export AELIB_CACHE_DIR=$$cache $(QUICK_ENV)
 	export PYTHONPATH=$(CURDIR)/tests/offline$${PYTHONPATH:+:$$PYTHONPATH}  # offline guard, every process
 	rm -rf _build/glue _build/html _build/jupyter_execute _build/screenshots
-	AELIB_GLUE_RECORD=$(CURDIR)/_build/glue/nbval $(BIN)/python -m pytest tests $(NOTEBOOKS) \
-	    --ignore=tests/site --ignore=tests/test_determinism.py --nbval-lax --nbval-current-env \
-	    --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider --durations=15
+	# The unit tests and the notebooks run side by side, one core each: these small models are
+	# no faster with a second thread. Every stage runs with one thread, so the runs compare.
+	export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+	unit_log=$$(mktemp); trap 'rm -rf "$$cache" "$$unit_log"' EXIT
+	$(BIN)/python -m pytest tests --ignore=tests/site --ignore=tests/test_determinism.py \
+	    -p no:cacheprovider --durations=10 > "$$unit_log" 2>&1 & unit_pid=$$!
+	nb_rc=0
+	AELIB_GLUE_RECORD=$(CURDIR)/_build/glue/nbval PYTHONPATH=$(CURDIR)/tests:$$PYTHONPATH \
+	    $(BIN)/python -m pytest -p glue_values $(NOTEBOOKS) --nbval-lax --nbval-current-env \
+	    --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider --durations=10 || nb_rc=$$?
+	unit_rc=0; wait $$unit_pid || unit_rc=$$?
+	echo "=== unit tests (run beside the notebooks above)"; cat "$$unit_log"
+	if [ $$nb_rc != 0 ] || [ $$unit_rc != 0 ]; then
+	  echo "make test: notebooks exit $$nb_rc, unit tests exit $$unit_rc" >&2; exit 1
+	fi
 	# the build executes every notebook a second time; its models come from nbval's cache, so the
 	# page shows what a reader who loads a saved model sees (test_determinism: the same numbers)
 	tests_done=$$SECONDS
@@ -162,7 +175,7 @@ test: $(STAMP) $(MATHJAX) browser
 	build_done=$$SECONDS
 	CHROMIUM="$(FIND_CHROMIUM)" $(BIN)/python -m pytest tests/site tests/test_determinism.py \
 	    -p no:cacheprovider --durations=10
-	echo "make test: unit tests and nbval $$tests_done s, book build $$(( build_done - tests_done )) s," \
+	echo "make test: unit tests beside nbval $$tests_done s, book build $$(( build_done - tests_done )) s," \
 	     "site and determinism $$(( SECONDS - build_done )) s"
 
 seeds: $(STAMP)

@@ -49,26 +49,3 @@ def write_fake_mnist(root: Path, n_train: int = 200, n_test: int = 50, folder: s
     return root
 
 
-class _GlueRecorder:
-    """Writes the values each notebook cell glues, as nbval executes it, to AELIB_GLUE_RECORD."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_call(self, item):
-        yield
-        outputs = getattr(item, "test_outputs", None)  # nbval's cells keep what they printed
-        if outputs:
-            from glue_values import glued, record
-
-            values = glued(outputs)
-            if values:
-                record(self.folder, Path(str(item.fspath)).stem, values)
-
-
-def pytest_configure(config):
-    folder = os.environ.get("AELIB_GLUE_RECORD")
-    if folder:  # a plugin, so that it sees the notebooks' cells as well as the tests
-        config.pluginmanager.register(_GlueRecorder(Path(folder).resolve()), "aelib-glue-recorder")
-

@@ -3,8 +3,9 @@
 myst-nb's `glue(name, value)` emits a display output whose metadata holds
 `{"scrapbook": {"name": name, "mime_prefix": ...}}` and whose data holds the
 value's `text/plain` under that prefix. The same shape appears in nbval's
-outputs during `make test` (recorded by tests/conftest.py when
-AELIB_GLUE_RECORD names a folder) and in the notebooks the book build
+outputs during `make test` (recorded when this module is loaded as a pytest
+plugin, `pytest -p glue_values`, with tests/ on the path and
+AELIB_GLUE_RECORD naming a folder) and in the notebooks the book build
 executes (`_build/jupyter_execute/book/<notebook>.glue.json`); tests/test_determinism.py
 compares them.
 """
@@ -12,7 +13,10 @@ compares them.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 PREFIX = "application/papermill.record/"
 
@@ -48,3 +52,26 @@ def record(folder: Path, notebook: str, values: dict[str, str]) -> None:
     path = folder / f"{notebook}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     path.write_text(json.dumps({**old, **values}, indent=1, sort_keys=True))
+
+
+class _GlueRecorder:
+    """Writes the values each notebook cell glues, as nbval executes it, to a folder."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item):
+        yield
+        outputs = getattr(item, "test_outputs", None)  # nbval's cells keep what they printed
+        if outputs:
+            values = glued(outputs)
+            if values:
+                record(self.folder, Path(str(item.fspath)).stem, values)
+
+
+def pytest_configure(config):
+    """As a plugin (`-p glue_values`): record the notebooks' glue in AELIB_GLUE_RECORD."""
+    folder = os.environ.get("AELIB_GLUE_RECORD")
+    if folder:
+        config.pluginmanager.register(_GlueRecorder(Path(folder).resolve()), "aelib-glue-recorder")
