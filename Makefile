@@ -140,8 +140,8 @@ book: $(STAMP) $(MATHJAX)
 	AELIB_CACHE_DIR=$$cache $(BIN)/jupyter-book build . --warningiserror --keep-going --all
 	echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
-# make test = unit tests + every notebook under nbval (one pytest run from an empty model cache,
-# recording the glued numbers), then a quick-mode book build with warnings as errors that loads
+# make test = unit tests beside every notebook under nbval (two pytest runs at once; the notebooks
+# from an empty model cache, recording the glued numbers), then a quick-mode book build with warnings as errors that loads
 # the models nbval trained, then the checks of that same site (tests/site: offline references,
 # headless Chromium) and tests/test_determinism.py (trained or loaded, same numbers; seed 1,
 # other numbers). tests/offline/sitecustomize.py on PYTHONPATH refuses any connection that
@@ -152,8 +152,9 @@ test: $(STAMP) $(MATHJAX) browser
 	export AELIB_CACHE_DIR=$$cache $(QUICK_ENV)
 	export PYTHONPATH=$(CURDIR)/tests/offline$${PYTHONPATH:+:$$PYTHONPATH}  # offline guard, every process
 	rm -rf _build/glue _build/html _build/jupyter_execute _build/screenshots
-	# The unit tests and the notebooks run side by side, one core each: these small models are
-	# no faster with a second thread. Every stage runs with one thread, so the runs compare.
+	# The unit tests and the notebooks run side by side, one thread each, so the two share CI's two
+	# cores without contending for them (two-thread processes side by side slowed each other
+	# several-fold). Every stage runs with one thread, so the nbval and build numbers compare.
 	export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 	unit_log=$$(mktemp); trap 'rm -rf "$$cache" "$$unit_log"' EXIT
 	$(BIN)/python -m pytest tests --ignore=tests/site --ignore=tests/test_determinism.py \

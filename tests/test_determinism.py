@@ -8,8 +8,9 @@ that nbval trained and saved. Every glued value must be identical in the two
 runs, except the timings (`time_*`): a reader who loads a saved model sees
 the numbers of one who trains it (and whatever a chapter trains outside the
 cache, by-hand loops included, runs twice). That training repeats bit for
-bit across processes is tested by tests/test_resume.py. Then each notebook runs a third time with AELIB_SEED=1
-(fresh cache, shared by the chapters of that run, in book order) and must
+bit across processes is tested by tests/test_resume.py. Then each notebook
+runs a third time with AELIB_SEED=1 (fresh cache, shared by the chapters of
+that run, in book order) and must
 glue at least one different float: the seed is really used. That run stops
 at the first cell that glues a float different from seed 0's, which is all
 it has to show (`make seeds` runs every notebook to the end for seeds 0-4).
