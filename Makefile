@@ -141,8 +141,8 @@ book: $(STAMP) $(MATHJAX)
 	echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 # make test = unit tests beside every notebook under nbval (two pytest runs at once; the notebooks
-# from an empty model cache, recording the glued numbers), then a quick-mode book build with warnings as errors that loads
-# the models nbval trained, then the checks of that same site (tests/site: offline references,
+# from an empty model cache, recording the glued numbers), then a quick-mode book build with
+# warnings as errors that loads the models nbval trained, then the checks of that same site (tests/site: offline references,
 # headless Chromium) and tests/test_determinism.py (trained or loaded, same numbers; seed 1,
 # other numbers). tests/offline/sitecustomize.py on PYTHONPATH refuses any connection that
 # leaves this machine.
