@@ -144,8 +144,8 @@ book: $(STAMP) $(MATHJAX)
 # from an empty model cache, recording the glued numbers), then a quick-mode book build with
 # warnings as errors that loads the models nbval trained, then the checks of that same site
 # (tests/site: offline references, headless Chromium) and tests/test_determinism.py (trained or
-# loaded, same numbers; seed 1, other numbers). tests/offline/sitecustomize.py on PYTHONPATH refuses any connection that
-# leaves this machine.
+# loaded, same numbers; seed 1, other numbers). tests/offline/sitecustomize.py on PYTHONPATH
+# refuses any connection that leaves this machine.
 test: $(STAMP) $(MATHJAX) browser
 	@cache=$$(mktemp -d)
 	trap 'rm -rf "$$cache"' EXIT
