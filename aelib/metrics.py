@@ -484,6 +484,16 @@ def auroc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     return float((ranks[p].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def allowed_above(n: int, fpr: float) -> int:
+    """k = floor(fpr * n): how many of n normal images a threshold for `fpr` may flag.
+
+    The small tolerance keeps products that land a hair below a whole number
+    in floating point (0.29 * 100 is 28.999999999999996) on that number.
+    Introduced in chapter 7.
+    """
+    return math.floor(fpr * n + 1e-9)
+
+
 def threshold_at_fpr(normal_scores: torch.Tensor, fpr: float) -> float:
     """The smallest threshold that flags at most a share `fpr` of `normal_scores: (N,)`.
 
@@ -505,7 +515,7 @@ def threshold_at_fpr(normal_scores: torch.Tensor, fpr: float) -> float:
     if not 0 <= fpr < 1:
         raise ValueError(f"threshold_at_fpr: fpr is a share of the normal images, 0 <= fpr < 1; "
                          f"got {fpr}.")
-    k = math.floor(fpr * len(s) + 1e-9)  # 0.07 * 100 is 7.000000000000001, 0.29 * 100 below 29
+    k = allowed_above(len(s), fpr)
     return float(s.sort().values[len(s) - k - 1])
 
 
