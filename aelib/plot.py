@@ -290,6 +290,37 @@ def spectra(singular_values: dict[str, torch.Tensor], first: int | None = None) 
     return fig
 
 
+def bound(x: float, *, decimals: int | None = None, significant: int | None = None,
+          up: bool = True) -> float:
+    """`x` rounded for a sentence that states a bound: up for "at most", down for "at least".
+
+    Give `decimals` (digits after the point) or `significant` (significant digits).
+    Rounding is done in exact decimal arithmetic on the float's value, so the
+    printed number (format it with the same number of digits) is never on the
+    wrong side of `x`: `bound(0.2351, decimals=2)` is 0.24, `bound(0.9359,
+    decimals=1, up=False)` is 0.9 and `bound(2.41e-7, significant=2)` is 2.5e-07.
+    Introduced in chapter 2.
+    """
+    from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+    if (decimals is None) == (significant is None):
+        raise ValueError("bound: give exactly one of decimals= or significant=, "
+                         "e.g. bound(x, decimals=2) or bound(x, significant=1).")
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"bound: x is {x}; a bound needs a finite number. "
+                         "Check the computation that produced it.")
+    if significant is not None:
+        if significant < 1:
+            raise ValueError(f"bound: significant={significant}; give 1 or more digits.")
+        if x == 0:
+            return 0.0
+        decimals = significant - 1 - math.floor(math.log10(abs(x)))
+    step = Decimal(1).scaleb(-decimals)
+    rounded = Decimal(x).quantize(step, rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    return float(rounded)
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], floatfmt: str = ".4f"):
     """A table rendered as Markdown in Jupyter and on the website.
 

@@ -113,3 +113,43 @@ def test_run_note_marks_every_run_but_the_published_one():
         note = plot.run_note(ds, quick=quick, seed=3).data
         assert note.startswith("> **This page shows a ") and "not the book's published run" in note
         assert f"run in {'quick' if quick else 'full'} mode on {ds.name} (" in note and "seed 3" in note
+
+
+def test_bound_prints_on_the_safe_side_and_is_tight():
+    from fractions import Fraction
+
+    from aelib import plot
+
+    assert plot.bound(0.2351, decimals=2) == 0.24
+    assert plot.bound(0.9359, decimals=1, up=False) == 0.9
+    assert f"{plot.bound(2.41e-7, significant=2):.1e}" == "2.5e-07"
+    assert f"{plot.bound(3.3e-16, significant=1):.0e}" == "4e-16"
+    assert plot.bound(0.29, decimals=2) == 0.29  # exact at the printed digits: not pushed up
+    assert plot.bound(-0.123, decimals=2) == -0.12 and plot.bound(-0.123, decimals=2, up=False) == -0.13
+    assert plot.bound(9.96, significant=2) == 10.0 and plot.bound(0.0, significant=3) == 0.0
+    gen = torch.Generator().manual_seed(0)
+    exponents = torch.randint(-8, 4, (300,), generator=gen).to(torch.float64)
+    for x in (torch.rand(300, generator=gen, dtype=torch.float64) * 10.0 ** exponents).tolist():
+        for d in (0, 1, 2, 4):
+            up, down = plot.bound(x, decimals=d), plot.bound(x, decimals=d, up=False)
+            # the printed text, read back exactly, is on the safe side of x and within one step
+            printed_up, printed_down = Fraction(f"{up:.{d}f}"), Fraction(f"{down:.{d}f}")
+            step = Fraction(1, 10 ** d)
+            assert printed_down <= Fraction(x) <= printed_up
+            assert printed_up - Fraction(x) < step and Fraction(x) - printed_down < step
+        s = plot.bound(x, significant=2)
+        assert Fraction(f"{s:.1e}") >= Fraction(x)
+        assert Fraction(f"{s:.1e}") - Fraction(x) < Fraction(10) ** (math.floor(math.log10(x)) - 1)
+
+
+def test_bound_rejects_bad_arguments():
+    from aelib import plot
+
+    with pytest.raises(ValueError, match="exactly one of decimals= or significant="):
+        plot.bound(0.5)
+    with pytest.raises(ValueError, match="exactly one"):
+        plot.bound(0.5, decimals=1, significant=1)
+    with pytest.raises(ValueError, match="finite"):
+        plot.bound(float("nan"), decimals=1)
+    with pytest.raises(ValueError, match="1 or more"):
+        plot.bound(0.5, significant=0)
