@@ -1777,18 +1777,18 @@ def anomaly_threshold(fn: Callable) -> None:
         (lambda x_hat, x, fpr: threshold_at_fpr(scores(x_hat, x, square=False), fpr),
          "you score images by their absolute errors; the score is the mean *squared* error."),
         (lambda x_hat, x, fpr: kth(scores(x_hat, x), fpr, shift=1),
-         "you return the k-th largest score (k = int(fpr * N)). An image is flagged when its "
+         "you return the k-th largest score (k = floor(fpr * N)). An image is flagged when its "
          "score is above the threshold (>), so that threshold flags only k - 1 images where k "
          "are allowed; the smallest threshold that flags at most k is the (k + 1)-th largest, "
          "s[N - k - 1] of the scores sorted in ascending order."),
         (lambda x_hat, x, fpr: float(torch.quantile(scores(x_hat, x), 1 - fpr)),
          "your threshold lies between two scores: torch.quantile interpolates linearly between "
-         "them. The threshold is one of the scores, the (k + 1)-th largest with k = int(fpr * N): "
+         "them. The threshold is one of the scores, the (k + 1)-th largest with k = floor(fpr * N): "
          "sort the scores and index them."),
         *[(lambda x_hat, x, fpr, k_of=k_of: kth(scores(x_hat, x), fpr, k_of=k_of),
            "you round k = fpr * N up (or to the nearest whole number): that flags more than a "
-           "share fpr of the normal images. At most k = int(fpr * N) images, rounded down, may "
-           "lie above the threshold.") for k_of in (math.ceil, round)],
+           "share fpr of the normal images. At most k = floor(fpr * N) images "
+           "(metrics.allowed_above(N, fpr)) may lie above the threshold.") for k_of in (math.ceil, round)],
         (lambda x_hat, x, fpr: float(scores(x_hat, x)[len(x) - math.floor(fpr * len(x) + 1e-9) - 1]),
          "you index the scores in the order of the images: sort them first "
          "(scores.sort().values), then the (k + 1)-th largest is at index N - k - 1."),
@@ -1818,7 +1818,7 @@ def anomaly_threshold(fn: Callable) -> None:
         flagged = int((s > got).sum())
         said = (f"on {case.label}: your threshold {got:.6g} flags {flagged} of the {n} normal "
                 f"images (score > threshold), the reference {want:.6g} flags "
-                f"{int((s > want).sum())}, at most k = int(fpr * N) = {k}.")
+                f"{int((s > want).sum())}, at most k = floor(fpr * N) = {k}.")
         if flagged >= n - k - 1 > k:
             raise _fail(name, fn, said + " Yours flags about a share 1 - fpr of them: you took "
                                          "the quantile at fpr, or flag with < instead of >. "
