@@ -6,6 +6,7 @@ size. Introduced in chapter 1; chapter 2 studies it in depth.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +48,11 @@ def fit_pca(x: torch.Tensor, k: int) -> PCA:
     fixed so that the largest-magnitude entry of each component is positive
     (as scikit-learn does), which makes results reproducible. Introduced in
     chapter 1.
+
+    The decomposition does not depend on `k`: the last few are kept, so
+    fitting the same tensor for several `k` (a sweep over code sizes) runs
+    one SVD. An entry is used only for the very same tensor object, not
+    modified in place since (its version counter), so results never change.
     """
     if x.dim() < 2 or len(x) < 2:
         raise ValueError(f"fit_pca needs at least 2 examples of shape (N, ...), got {tuple(x.shape)}.")
@@ -55,10 +61,28 @@ def fit_pca(x: torch.Tensor, k: int) -> PCA:
     if not isinstance(k, int) or not 1 <= k <= min(n, d):
         raise ValueError(f"k must be an integer in [1, {min(n, d)}] (min of examples and "
                          f"dimensions), got {k!r}.")
-    mean = flat.mean(dim=0)
-    _, s, vh = torch.linalg.svd(flat - mean, full_matrices=False)
+    mean, s, vh = _centred_svd(x, flat)
     comps = vh[:k]
     signs = torch.sign(comps.gather(1, comps.abs().argmax(dim=1, keepdim=True)))
     comps = comps * signs
     var = s[:k] ** 2 / (n - 1)
-    return PCA(mean.to(x.dtype), comps.to(x.dtype).contiguous(), var.to(x.dtype), tuple(x.shape[1:]))
+    return PCA(mean.to(x.dtype, copy=True), comps.to(x.dtype).contiguous(), var.to(x.dtype),
+               tuple(x.shape[1:]))
+
+
+#: The last few decompositions: (weak reference to the data, its version, mean, s, vh).
+_SVD_CACHE: list[tuple[weakref.ref, int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+_SVD_CACHE_SIZE = 4
+
+
+def _centred_svd(x: torch.Tensor, flat: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean, singular values and right singular vectors of `flat` (x flattened, float64)."""
+    for ref, version, mean, s, vh in _SVD_CACHE:
+        if ref() is x and x._version == version:
+            return mean, s, vh
+    mean = flat.mean(dim=0)
+    _, s, vh = torch.linalg.svd(flat - mean, full_matrices=False)
+    _SVD_CACHE[:] = [e for e in _SVD_CACHE if e[0]() is not None][-(_SVD_CACHE_SIZE - 1):]
+    _SVD_CACHE.append((weakref.ref(x), x._version, mean, s, vh))
+    return mean, s, vh

@@ -70,6 +70,31 @@ def test_pca_matches_scikit_learn():
         pca.fit_pca(x, 0)
 
 
+def test_pca_reuses_its_decomposition_only_for_the_same_unchanged_tensor():
+    from aelib import pca as pca_module
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(200, 1, 5, 5, generator=g, dtype=torch.float64)
+    fresh = {k: pca_module.fit_pca(x.clone(), k) for k in (2, 7)}  # a new tensor each time
+    for k in (2, 7, 2):  # same tensor: one SVD, the same numbers bit for bit
+        cached = pca_module.fit_pca(x, k)
+        assert torch.equal(cached.components, fresh[k].components)
+        assert torch.equal(cached.explained_variance, fresh[k].explained_variance)
+        assert torch.equal(cached.mean, fresh[k].mean)
+    assert sum(entry[0]() is x for entry in pca_module._SVD_CACHE) == 1  # one SVD kept
+    cached.mean.add_(1.0)  # a caller's change to its PCA never reaches the stored mean
+    assert torch.equal(pca_module.fit_pca(x, 2).mean, fresh[2].mean)
+    x.mul_(2.0)  # changed in place: decomposed again
+    again = pca_module.fit_pca(x, 2)
+    assert torch.allclose(again.explained_variance, 4 * fresh[2].explained_variance)
+    assert torch.allclose(again.mean, 2 * fresh[2].mean)
+    others = [torch.rand(50, 3, generator=g) for _ in range(6)]  # more tensors than entries
+    for other in others:
+        sk_free = pca_module.fit_pca(other.clone(), 2)
+        assert torch.equal(pca_module.fit_pca(other, 2).components, sk_free.components)
+    assert len(pca_module._SVD_CACHE) <= pca_module._SVD_CACHE_SIZE
+
+
 def test_tables_render_markdown():
     from aelib import plot
 
