@@ -273,16 +273,25 @@ def spectra(singular_values: dict[str, torch.Tensor], first: int | None = None) 
 
     `singular_values: {label: (N, r)}` as from `metrics.jacobian_singular_values`;
     a band shows the 10th-90th percentile over the N examples. `first`
-    limits the plot to the leading values. Introduced in chapter 5.
+    limits the plot to the leading values. The y-axis stops 8 decades below
+    the largest value: float32 round-off (about 1e-7 relative) makes
+    anything smaller noise, and a band reaching 1e-39 would flatten every
+    curve. Introduced in chapter 5.
     """
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    lowest, highest = math.inf, 0.0
     for i, (label, sv) in enumerate(singular_values.items()):
         sv = sv.detach().double().cpu()[:, :first]
         q = torch.quantile(sv, torch.tensor([0.1, 0.5, 0.9], dtype=sv.dtype), dim=0)
         idx = range(1, sv.shape[1] + 1)
         ax.plot(idx, q[1].numpy(), color=f"C{i}", label=label)
         ax.fill_between(idx, q[0].numpy(), q[2].numpy(), color=f"C{i}", alpha=0.2, lw=0)
+        positive = q[0][q[0] > 0]
+        lowest = min(lowest, float(positive.min()) if len(positive) else math.inf)
+        highest = max(highest, float(q[2].max()))
     ax.set_yscale("log")
+    if highest > 0 and math.isfinite(lowest):
+        ax.set_ylim(bottom=max(lowest / 2, highest * 1e-8))
     ax.set_xlabel("index i of the singular value (largest first)")
     ax.set_ylabel("singular value of dh/dx")
     ax.legend(fontsize=9)

@@ -261,3 +261,16 @@ def test_linear_probe_separates_separable_data_and_checks_shapes():
         metrics.linear_probe(torch.rand(10, 1, 2, 2), y[:10], f[:10], y[:10])
     with pytest.raises(ValueError, match="differ in width"):
         metrics.linear_probe(f[:10], y[:10], f[:10, :3], y[:10])
+
+
+def test_spectra_axis_stops_eight_decades_below_the_top():
+    from aelib import plot
+
+    sv = torch.logspace(0, -40, 30, dtype=torch.float64).repeat(5, 1)  # round-off tail
+    fig = plot.spectra({"model": sv})
+    bottom, top = fig.axes[0].get_ylim()
+    assert 1e-8 <= bottom < 1e-7 and top >= 1.0
+    fine = torch.logspace(0, -3, 30, dtype=torch.float64).repeat(5, 1)  # nothing to cut
+    bottom_fine, _ = plot.spectra({"model": fine}).axes[0].get_ylim()
+    assert bottom_fine <= 1e-3
+    plot.plt.close("all")
