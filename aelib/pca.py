@@ -52,16 +52,18 @@ def fit_pca(x: torch.Tensor, k: int) -> PCA:
     The decomposition does not depend on `k`: the last few are kept, so
     fitting the same tensor for several `k` (a sweep over code sizes) runs
     one SVD. An entry is used only for the very same tensor object, not
-    modified in place since (its version counter), so results never change.
+    modified in place since (autograd's version counter); writes that
+    bypass it (through `.data` or a shared NumPy array) are not seen, so
+    fit a fresh tensor after such a write. Tensors that require grad or
+    come from inference mode are never cached.
     """
     if x.dim() < 2 or len(x) < 2:
         raise ValueError(f"fit_pca needs at least 2 examples of shape (N, ...), got {tuple(x.shape)}.")
-    flat = x.flatten(1).double()
-    n, d = flat.shape
+    n, d = len(x), x[0].numel()
     if not isinstance(k, int) or not 1 <= k <= min(n, d):
         raise ValueError(f"k must be an integer in [1, {min(n, d)}] (min of examples and "
                          f"dimensions), got {k!r}.")
-    mean, s, vh = _centred_svd(x, flat)
+    mean, s, vh = _centred_svd(x)
     comps = vh[:k]
     signs = torch.sign(comps.gather(1, comps.abs().argmax(dim=1, keepdim=True)))
     comps = comps * signs
@@ -75,14 +77,17 @@ _SVD_CACHE: list[tuple[weakref.ref, int, torch.Tensor, torch.Tensor, torch.Tenso
 _SVD_CACHE_SIZE = 4
 
 
-def _centred_svd(x: torch.Tensor, flat: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean, singular values and right singular vectors of `flat` (x flattened, float64)."""
-    for ref, version, mean, s, vh in _SVD_CACHE:
-        if ref() is x and x._version == version:
-            return mean, s, vh
+def _centred_svd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean, singular values and right singular vectors of x flattened, in float64."""
+    cacheable = not x.requires_grad and not x.is_inference()
+    if cacheable:
+        for ref, version, mean, s, vh in _SVD_CACHE:
+            if ref() is x and x._version == version:
+                return mean, s, vh
+    flat = x.flatten(1).double()
     mean = flat.mean(dim=0)
     _, s, vh = torch.linalg.svd(flat - mean, full_matrices=False)
-    _SVD_CACHE[:] = [e for e in _SVD_CACHE if e[0]() is not None][-(_SVD_CACHE_SIZE - 1):]
-    _SVD_CACHE.append((weakref.ref(x), x._version, mean, s, vh))
+    if cacheable:
+        _SVD_CACHE[:] = [e for e in _SVD_CACHE if e[0]() is not None][-(_SVD_CACHE_SIZE - 1):]
+        _SVD_CACHE.append((weakref.ref(x), x._version, mean, s, vh))
     return mean, s, vh

@@ -286,7 +286,7 @@ def spectra(singular_values: dict[str, torch.Tensor], first: int | None = None) 
         idx = range(1, sv.shape[1] + 1)
         ax.plot(idx, q[1].numpy(), color=f"C{i}", label=label)
         ax.fill_between(idx, q[0].numpy(), q[2].numpy(), color=f"C{i}", alpha=0.2, lw=0)
-        positive = q[0][q[0] > 0]
+        positive = q[:2][q[:2] > 0]  # the band's lower edge and the median
         lowest = min(lowest, float(positive.min()) if len(positive) else math.inf)
         highest = max(highest, float(q[2].max()))
     ax.set_yscale("log")
@@ -308,9 +308,12 @@ def bound(x: float, *, decimals: int | None = None, significant: int | None = No
     printed number (format it with the same number of digits) is never on the
     wrong side of `x`: `bound(0.2351, decimals=2)` is 0.24, `bound(0.9359,
     decimals=1, up=False)` is 0.9 and `bound(2.41e-7, significant=2)` is 2.5e-07.
-    Introduced in chapter 2.
+    The float's exact value is what is rounded, so a number that only looks
+    round moves a step: `bound(0.1, decimals=1)` is 0.2 (0.1 is stored as
+    0.1000000000000000055...), safe but one digit loose. Introduced in
+    chapter 2.
     """
-    from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+    from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
     if (decimals is None) == (significant is None):
         raise ValueError("bound: give exactly one of decimals= or significant=, "
@@ -326,8 +329,10 @@ def bound(x: float, *, decimals: int | None = None, significant: int | None = No
             return 0.0
         decimals = significant - 1 - math.floor(math.log10(abs(x)))
     step = Decimal(1).scaleb(-decimals)
-    rounded = Decimal(x).quantize(step, rounding=ROUND_CEILING if up else ROUND_FLOOR)
-    return float(rounded)
+    with localcontext() as context:
+        context.prec = 400  # room for any float at any number of decimals
+        rounded = Decimal(x).quantize(step, rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    return float(rounded) + 0.0  # + 0.0: never -0.0, which would print as "-0.00"
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], floatfmt: str = ".4f"):

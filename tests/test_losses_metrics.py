@@ -93,6 +93,15 @@ def test_pca_reuses_its_decomposition_only_for_the_same_unchanged_tensor():
         sk_free = pca_module.fit_pca(other.clone(), 2)
         assert torch.equal(pca_module.fit_pca(other, 2).components, sk_free.components)
     assert len(pca_module._SVD_CACHE) <= pca_module._SVD_CACHE_SIZE
+    # a tensor that requires grad is not cached: each call has its own graph
+    w = x.clone().requires_grad_(True)
+    for _ in range(2):
+        pca_module.fit_pca(w, 2).explained_variance.sum().backward()
+    assert all(entry[0]() is not w for entry in pca_module._SVD_CACHE)
+    with torch.inference_mode():
+        frozen = x.clone()
+    assert torch.equal(pca_module.fit_pca(frozen, 2).components,
+                       pca_module.fit_pca(x.clone(), 2).components)
 
 
 def test_tables_render_markdown():
@@ -152,6 +161,8 @@ def test_bound_prints_on_the_safe_side_and_is_tight():
     assert plot.bound(0.29, decimals=2) == 0.29  # exact at the printed digits: not pushed up
     assert plot.bound(-0.123, decimals=2) == -0.12 and plot.bound(-0.123, decimals=2, up=False) == -0.13
     assert plot.bound(9.96, significant=2) == 10.0 and plot.bound(0.0, significant=3) == 0.0
+    assert f"{plot.bound(-1e-4, decimals=2):.2f}" == "0.00"  # never "-0.00"
+    assert plot.bound(1e27, decimals=2) == 1e27  # beyond decimal's default 28 digits
     gen = torch.Generator().manual_seed(0)
     exponents = torch.randint(-8, 4, (300,), generator=gen).to(torch.float64)
     for x in (torch.rand(300, generator=gen, dtype=torch.float64) * 10.0 ** exponents).tolist():
