@@ -126,7 +126,8 @@ def test_every_exercise_has_a_mistake_that_its_checker_explains():
         source = solutions[name].replace(_region(solutions[name]),
                                          _with_mistake(name, _region(solutions[name])))
         namespace: dict = {}
-        exec("import math\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n" + source,
+        exec("import math\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+             "from aelib import losses, metrics, models, train\n" + source,
              namespace)  # the imports of the chapters' first cells
         with pytest.raises(check.ExerciseFailed) as info:
             check.EXERCISES[name].checker(namespace[f"my_{name}"])
