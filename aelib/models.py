@@ -487,24 +487,25 @@ def _drop_identity(layers: list[nn.Module]) -> list[nn.Module]:
     return [m for m in layers if not isinstance(m, nn.Identity)]
 
 
-def reference_s0() -> Autoencoder:
+def reference_s0(seed: int | None = None) -> Autoencoder:
     """The principles survey's MLP (S0): 784-128-64-32, mirror decoder, sigmoid output.
 
     ReLU between layers and none on the 32-unit code; 222,384 parameters.
     The source trains it with MSE, Adam (lr 1e-3), batch 128, 10 epochs.
-    Introduced in chapter 1.
+    `seed` as in `from_config`. Introduced in chapter 1.
     """
-    return Autoencoder(MLPConfig(latent_dim=32, hidden_dims=(128, 64)))
+    return from_config(MLPConfig(latent_dim=32, hidden_dims=(128, 64)), seed=seed)
 
 
-def reference_s1() -> Autoencoder:
+def reference_s1(seed: int | None = None) -> Autoencoder:
     """The PyTorch MNIST tutorial's MLP (S1): 784-256-64 with ReLU on the code.
 
     Decoder 64-256-784 with sigmoid output; 435,536 parameters. The source
-    trains it with MSE, Adam (lr 1e-3), batch 128, 10 epochs. Introduced in
-    chapter 1.
+    trains it with MSE, Adam (lr 1e-3), batch 128, 10 epochs. `seed` as in
+    `from_config`. Introduced in chapter 1.
     """
-    return Autoencoder(MLPConfig(latent_dim=64, hidden_dims=(256,), code_activation="relu"))
+    config = MLPConfig(latent_dim=64, hidden_dims=(256,), code_activation="relu")
+    return from_config(config, seed=seed)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -541,8 +542,8 @@ def from_config(data: dict | ModelConfig, seed: int | None = None) -> Autoencode
     Returns an `Autoencoder`, `LinearAutoencoder`, `ShallowAutoencoder` or
     `VAE`, as the config says. With `seed`, the initial weights are drawn from a
     generator seeded with it (the global RNG is left as it was), so the same
-    seed gives the same starting point whatever ran before. Introduced in
-    chapter 1 (`seed` in chapter 4).
+    seed gives the same starting point whatever ran before (and chapters that
+    share a trained model share its cache entry). Introduced in chapter 1.
     """
     config = config_from_dict(data) if isinstance(data, dict) else data
     cls = {LinearConfig: LinearAutoencoder, ShallowConfig: ShallowAutoencoder, VAEConfig: VAE}.get(

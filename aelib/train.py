@@ -439,8 +439,11 @@ def cache_path(name: str, model: nn.Module, data: Dataset, objective: Objective,
     """Where `load_or_fit` keeps the checkpoint of this experiment.
 
     The key covers `name`, the dataset (name and a fingerprint of its
-    training images), the run mode, the seed, the model config, the
-    objective's `cache_key`, the fit settings and `source_hash()`.
+    training images), the run mode, the seed, the model config, the model's
+    starting weights (`weights_digest`, taken when `load_or_fit` first saw
+    the model), the objective's `cache_key`, the fit settings and
+    `source_hash()`. Two chapters that share an experiment must therefore
+    build the same starting point: `models.from_config(config, seed=...)`.
     """
     config = getattr(model, "config", None)
     seed = fit_kwargs.pop("seed", None)
@@ -451,6 +454,7 @@ def cache_path(name: str, model: nn.Module, data: Dataset, objective: Objective,
         "mode": runtime.mode(),
         "seed": runtime.get_seed() if seed is None else seed,
         "config": config_to_dict(config) if config is not None else repr(model),
+        "init": getattr(model, _INIT_ATTR, None) or weights_digest(model),
         "objective": getattr(objective, "cache_key", getattr(objective, "__qualname__", "?")),
         "fit": {k: _key(v) for k, v in sorted(fit_kwargs.items())},
         "source": source_hash(),
@@ -458,6 +462,26 @@ def cache_path(name: str, model: nn.Module, data: Dataset, objective: Objective,
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
     return runtime.cache_dir() / f"{safe}-{digest}.pt"
+
+
+_INIT_ATTR = "_aelib_start_weights"  # weights_digest of the model when load_or_fit first saw it
+_DONE_ATTR = "_aelib_trained_as"  # the checkpoint whose finished run the model holds
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A short SHA-256 of every tensor of `model.state_dict()` (names, dtypes, shapes, bytes).
+
+    The same weights give the same digest on any device. `cache_path` keys
+    each experiment by the digest of its starting weights, so two models that
+    start from different random draws never share a checkpoint. Introduced in
+    chapter 1.
+    """
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        flat = value.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{key}|{flat.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _key(value: Any) -> str:
@@ -479,7 +503,10 @@ def load_or_fit(name: str, model: nn.Module, data: Dataset, objective: Objective
     resumes. Trains on `data.x_train`, validates on `data.x_val`; the other
     keyword arguments go to `fit` (a `track` function enters the key by its
     qualified name, so give experiments that track different things
-    different names). Returns the history. Introduced in
+    different names). The key also names the model's starting weights:
+    build each model fresh, with `models.from_config(config, seed=...)` where
+    another chapter shares the experiment; a model that already holds one
+    finished run is refused for another. Returns the history. Introduced in
     chapter 1.
     """
     for reserved in ("checkpoint", "val"):
@@ -488,8 +515,18 @@ def load_or_fit(name: str, model: nn.Module, data: Dataset, objective: Objective
     progress = fit_kwargs.pop("progress", None)
     device = fit_kwargs.pop("device", None)
     path = cache_path(name, model, data, objective, **fit_kwargs)
-    return fit(model, data.x_train, objective, val=data.x_val, checkpoint=path,
-               progress=progress, device=device, **fit_kwargs)
+    done = getattr(model, _DONE_ATTR, None)
+    if done is not None and done != path:
+        raise ValueError(
+            f"load_or_fit({name!r}): this model already holds the trained run {done.name}, and its "
+            "checkpoint key names the weights it started from. Build a fresh model for a new "
+            "experiment (models.from_config(config, seed=...)); to go on training these "
+            "weights, call train.fit with a checkpoint of your own.")
+    setattr(model, _INIT_ATTR, getattr(model, _INIT_ATTR, None) or weights_digest(model))
+    history = fit(model, data.x_train, objective, val=data.x_val, checkpoint=path,
+                  progress=progress, device=device, **fit_kwargs)
+    setattr(model, _DONE_ATTR, path)
+    return history
 
 
 #: Adam steps the book gives each model of a comparison (full run, quick run).

@@ -156,6 +156,33 @@ def test_load_or_fit_serves_the_second_call_from_cache(small, monkeypatch):
     assert p.parent == train.runtime.cache_dir()
 
 
+def test_the_cache_key_names_the_starting_weights_and_a_trained_model_is_not_reused():
+    d = data.load("digits", verbose=False)
+    config = models.MLPConfig(latent_dim=4, hidden_dims=(16,))
+    settings = {"num_epochs": 1, "batch_size": 256}
+    path = train.cache_path("init", models.from_config(config, seed=3), d, OBJ, **settings)
+    # the same seed gives the same key whatever the global RNG did in between
+    torch.manual_seed(123)
+    assert train.cache_path("init", models.from_config(config, seed=3), d, OBJ, **settings) == path
+    # another starting point (another seed, the global RNG) gives another checkpoint
+    assert train.cache_path("init", models.from_config(config, seed=4), d, OBJ, **settings) != path
+    assert train.cache_path("init", models.Autoencoder(config), d, OBJ, **settings) != path
+    # the digest is of the weights: equal weights, equal digest; one changed number, another
+    a, b = models.from_config(config, seed=3), models.from_config(config, seed=3)
+    assert train.weights_digest(a) == train.weights_digest(b)
+    with torch.no_grad():
+        b.decoder[0].bias[0] += 1e-6
+    assert train.weights_digest(a) != train.weights_digest(b)
+    model = models.from_config(config, seed=3)
+    first = train.load_or_fit("init", model, d, OBJ, **settings)
+    assert train.cache_path("init", models.from_config(config, seed=3), d, OBJ, **settings) == path
+    # the same call again (a re-run cell) serves the same run ...
+    assert train.load_or_fit("init", model, d, OBJ, **settings) == first
+    # ... but a trained model is not the starting point of another experiment
+    with pytest.raises(ValueError, match="fresh model"):
+        train.load_or_fit("init-more", model, d, OBJ, **settings)
+
+
 def test_epochs_for_steps_and_fit_all():
     assert train.steps_per_epoch(60000, 128) == 469 and train.steps_per_epoch(128, 128) == 1
     assert train.epochs_for_steps(4690, 60000, 128) == 10
