@@ -8,7 +8,7 @@ chapter 1.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -333,6 +333,33 @@ def bound(x: float, *, decimals: int | None = None, significant: int | None = No
         context.prec = 400  # room for any float at any number of decimals
         rounded = Decimal(x).quantize(step, rounding=ROUND_CEILING if up else ROUND_FLOOR)
     return float(rounded) + 0.0  # + 0.0: never -0.0, which would print as "-0.00"
+
+
+def printed_difference(a: float, b: float, decimals: int) -> float:
+    """`a - b` as a reader computes it from `a` and `b` printed with `decimals` decimals.
+
+    A sentence beside a table that names the difference of two printed
+    numbers, or its sign, must agree with what the reader subtracts, and each
+    printed value is off by up to half a step: `printed_difference(25.26,
+    25.14, 1)` is 0.2 (25.3 - 25.1) where `a - b`, 0.12, prints as 0.1. The
+    result is itself rounded to `decimals`, so it prints exactly and compares
+    exactly (`== 0` means "level as printed"). Introduced in chapter 3.
+    """
+    if decimals < 0:
+        raise ValueError(f"printed_difference: decimals={decimals}; give 0 or more.")
+    return round(round(float(a), decimals) - round(float(b), decimals), decimals) + 0.0
+
+
+def listed(items: Iterable[object]) -> str:
+    """Items joined as in an English sentence: "2", "2 and 4", "2, 4 and 8".
+
+    Raises `ValueError` on no items: a sentence listing nothing must be worded
+    differently. Introduced in chapter 1.
+    """
+    words = [str(i) for i in items]
+    if not words:
+        raise ValueError("listed: no items to list; word the sentence for the empty case.")
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], floatfmt: str = ".4f"):

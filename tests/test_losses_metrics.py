@@ -189,3 +189,30 @@ def test_bound_rejects_bad_arguments():
         plot.bound(float("nan"), decimals=1)
     with pytest.raises(ValueError, match="1 or more"):
         plot.bound(0.5, significant=0)
+
+
+def test_printed_difference_is_what_the_reader_subtracts():
+    from aelib import plot
+
+    assert 25.26 - 25.14 < 0.15 and plot.printed_difference(25.26, 25.14, 1) == 0.2
+    assert f"{plot.printed_difference(0.9481, 0.9479, 3):.3f}" == "0.000"
+    assert plot.printed_difference(0.9481, 0.9479, 3) == 0  # level as printed
+    assert str(plot.printed_difference(0.3, 0.1, 1)) == "0.2"  # no 0.19999999999999998
+    assert plot.printed_difference(1.0, 1.04, 1) == 0 and str(plot.printed_difference(1.0, 1.04, 1)) == "0.0"
+    # the same as subtracting the strings the page prints
+    for a, b in [(12.349, 3.051), (0.0004, -0.0004), (7.25, 7.35), (-1.96, 2.04)]:
+        for d in (0, 1, 2, 3):
+            printed = float(f"{a:.{d}f}") - float(f"{b:.{d}f}")
+            assert abs(plot.printed_difference(a, b, d) - printed) < 1e-9
+    with pytest.raises(ValueError, match="0 or more"):
+        plot.printed_difference(1, 2, -1)
+
+
+def test_listed_joins_like_a_sentence():
+    from aelib import plot
+
+    assert plot.listed([2]) == "2"
+    assert plot.listed(["a", "b"]) == "a and b"
+    assert plot.listed(k for k in (2, 4, 8)) == "2, 4 and 8"
+    with pytest.raises(ValueError, match="no items"):
+        plot.listed([])
