@@ -25,6 +25,7 @@ kept in book/_generated/runtime.json, so a run of some modes or chapters updates
 those cells. Never typed by hand; run with `make book-time` or
 
     .venv/bin/python bench/book_time.py [--modes quick,full-digits] [--only 01_bottleneck]
+        [--keep DIR]   # also keep the executed notebooks, to read the pages of that run
 
 A benchmark, not a test: the numbers depend on the machine.
 """
@@ -113,8 +114,12 @@ except ImportError:  # Windows
 """
 
 
-def run_notebook(name: str, env: dict[str, str]) -> tuple[float, float | None]:
-    """(seconds, peak MiB) of book/<name>.ipynb in a fresh kernel with `env` (outputs discarded)."""
+def run_notebook(name: str, env: dict[str, str],
+                 keep: Path | None = None) -> tuple[float, float | None]:
+    """(seconds, peak MiB) of book/<name>.ipynb in a fresh kernel with `env`.
+
+    The executed notebook is written to `keep`/<name>.ipynb when `keep` is given (so that a
+    timing run can also be read), else discarded. A failing cell raises after the write."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -124,8 +129,13 @@ def run_notebook(name: str, env: dict[str, str]) -> tuple[float, float | None]:
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
         start = time.perf_counter()
-        NotebookClient(nb, timeout=None, kernel_name="python3",
-                       resources={"metadata": {"path": str(ROOT / "book")}}).execute()
+        try:
+            NotebookClient(nb, timeout=None, kernel_name="python3",
+                           resources={"metadata": {"path": str(ROOT / "book")}}).execute()
+        finally:
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, keep / f"{name}.ipynb")
         seconds = time.perf_counter() - start
         text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
         peak = float(text.split("AELIB_PEAK_RSS_MIB")[1].split()[0])
@@ -182,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated notebook names")
     parser.add_argument("--mnist-10k", default=None, help="data root of the MNIST stand-in")
     parser.add_argument("--mnist-60k", default=None, help="data root of the complete MNIST")
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="also write each executed notebook to DIR/<mode>/ (to read the pages)")
     args = parser.parse_args(argv)
     data = {"full-mnist": mnist_dir("full-mnist", args.mnist_10k),
             "full-mnist-60k": mnist_dir("full-mnist-60k", args.mnist_60k)}
@@ -216,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             if mode in data:
                 env["AELIB_DATA_DIR"] = str(data[mode])
             for name in todo:
-                seconds, peak = run_notebook(name, env)
+                keep = Path(args.keep) / mode if args.keep else None
+                seconds, peak = run_notebook(name, env, keep)
                 info["seconds"][name] = round(seconds, 1)
                 if peak is not None:
                     info.setdefault("peak_rss_mib", {})[name] = round(peak, 1)
