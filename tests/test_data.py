@@ -107,3 +107,20 @@ def test_dataset_to_device_and_first_of_each_class():
     d = data.load("digits", verbose=False).to("cpu")
     picks = data.first_of_each_class(d.y_test)
     assert d.y_test[picks].tolist() == list(range(10))
+
+
+def test_with_val_in_train_adds_the_validation_images_and_keeps_the_rest():
+    from aelib import losses, models, train
+
+    d = data.load("digits", verbose=False)
+    merged = d.with_val_in_train()
+    n = len(d.x_train)
+    assert len(merged.x_train) == n + len(d.x_val) and len(merged.y_train) == len(merged.x_train)
+    assert torch.equal(merged.x_train[:n], d.x_train) and torch.equal(merged.x_train[n:], d.x_val)
+    assert torch.equal(merged.y_train[n:], d.y_val)
+    assert merged.x_val is d.x_val and merged.x_test is d.x_test and merged.name == d.name
+    # a model trained on it never shares a checkpoint with one trained on the split
+    config = models.MLPConfig(latent_dim=2, hidden_dims=(8,))
+    obj = losses.reconstruction_objective("mse")
+    assert (train.cache_path("m", models.from_config(config, seed=0), merged, obj)
+            != train.cache_path("m", models.from_config(config, seed=0), d, obj))
