@@ -86,6 +86,10 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     this model and these settings): on the CPU the result is bit for bit
     the uninterrupted run's, and `fit(..., num_epochs=2)` followed by
     `fit(..., num_epochs=4)` gives the weights of `fit(..., num_epochs=4)`.
+    The global RNG continues the run's own stream where the run drew from
+    it (noise, samples); a run that drew nothing from it leaves the
+    caller's RNG as it found it, so a model served from another chapter's
+    run changes nothing that follows.
     A loss that becomes NaN or infinite stops training with
     `TrainingDivergedError` naming the epoch and step (checked every step
     on CPU, every `nan_check_every` steps elsewhere).
@@ -134,13 +138,20 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     if lr_schedule != "constant":  # a schedule depends on the length of the run
         settings.update(lr_schedule=lr_schedule, num_epochs=num_epochs)
     start_epoch, start_step, start_sums, start_seconds = 0, 0, {}, 0.0
+    rng_start = torch.get_rng_state()  # the global RNG as this run found it
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists():
         state = load_checkpoint(path, model, optimizer=opt, settings=settings)
         start_epoch = state["epoch"]
         history = state["history"]
         generator.set_state(state["generator_state"])  # at the start of epoch start_epoch + 1
-        torch.set_rng_state(state["rng_state"])
+        saved_start = state.get("rng_start")
+        if saved_start is None or not torch.equal(state["rng_state"], saved_start):
+            # the run drew from the global RNG (noise, samples): continue its stream
+            torch.set_rng_state(state["rng_state"])
+            rng_start = saved_start if saved_start is not None else rng_start
+        # else it drew nothing from it, and the caller's RNG is left as it is, so a model
+        # trained by another chapter (in another RNG state) changes nothing that follows
         start_step = int(state.get("step", 0))  # steps of that epoch already done
         start_sums = {k: v.to(device) for k, v in state.get("sums", {}).items()}
         start_seconds = float(state.get("epoch_seconds", 0.0))
@@ -182,7 +193,7 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
             if path is not None and step < steps and \
                     time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
                 save_checkpoint(path, model, optimizer=opt, epoch=epoch - 1, step=step,
-                                generator_state=epoch_start_state,
+                                generator_state=epoch_start_state, rng_start=rng_start,
                                 sums={k: v.detach().cpu() for k, v in sums.items()},
                                 epoch_seconds=seconds_before + time.perf_counter() - tic,
                                 history=history, settings=settings)
@@ -200,7 +211,8 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
         if path is not None and (epoch == num_epochs
                                  or time.perf_counter() - last_save >= CHECKPOINT_SECONDS):
             save_checkpoint(path, model, optimizer=opt, epoch=epoch, step=0, history=history,
-                            generator_state=generator.get_state(), settings=settings)
+                            generator_state=generator.get_state(), rng_start=rng_start,
+                            settings=settings)
             last_save = time.perf_counter()
         if bar is not None:
             shown = {"train": history["train"]["loss"][-1]}

@@ -90,6 +90,30 @@ def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path, small):
     assert h_resumed["epoch"] == [1, 2, 3, 4]
 
 
+def test_a_served_run_leaves_the_global_rng_as_if_it_had_trained_here(tmp_path, small):
+    x, v = small
+    noisy = losses.denoising_objective("gaussian", 0.3)  # draws noise from the global RNG
+    for objective, draws in ((OBJ, False), (noisy, True)):
+        ckpt = tmp_path / f"run-{draws}.pt"
+        model = tiny()  # tiny() seeds the global RNG itself: build first
+        torch.manual_seed(7)
+        train.fit(model, x, objective, val=v, num_epochs=2, batch_size=64, checkpoint=ckpt)
+        after_training = torch.get_rng_state()
+        # the same run served from its checkpoint, to a caller in the same state ...
+        model = tiny()
+        torch.manual_seed(7)
+        train.fit(model, x, objective, val=v, num_epochs=2, batch_size=64, checkpoint=ckpt)
+        assert torch.equal(torch.get_rng_state(), after_training)
+        # ... and to a caller in another state (another chapter): a run that drew nothing
+        # from the global RNG leaves the caller's state as it was
+        model = tiny()
+        torch.manual_seed(99)
+        before = torch.get_rng_state()
+        train.fit(model, x, objective, val=v, num_epochs=2, batch_size=64, checkpoint=ckpt)
+        assert torch.equal(torch.get_rng_state(), before) == (not draws)
+        assert torch.equal(after_training, before) is False
+
+
 def test_mismatched_corrupt_or_newer_checkpoints_are_refused(tmp_path, small):
     x, _ = small
     model = tiny()
