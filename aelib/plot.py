@@ -36,23 +36,25 @@ def run_note(ds, *, quick: bool | None = None, seed: int | None = None):
     published one. `ds` is the chapter's `data.Dataset`. Introduced in
     chapter 1.
     """
-    from IPython.display import Markdown
-
-    from . import runtime
+    from . import i18n, runtime
 
     quick = runtime.is_quick() if quick is None else quick
     seed = runtime.get_seed() if seed is None else seed
     images = len(ds.x_train) + len(ds.x_val)
-    run = (f"run in {'quick' if quick else 'full'} mode on {ds.name} ({images:,} training "
-           f"images, {len(ds.x_val):,} of them held out for validation, and "
-           f"{len(ds.x_test):,} test images), seed {seed}")
+    mode = i18n.say("quick") if quick else i18n.say("full")
+    run = i18n.say("run in {mode} mode on {data} ({images} training images, {val} of them held "
+                   "out for validation, and {test} test images), seed {seed}",
+                   mode=mode, data=ds.name, images=f"{images:,}", val=f"{len(ds.x_val):,}",
+                   test=f"{len(ds.x_test):,}", seed=seed)
     published = not quick and ds.name == "mnist" and images == PUBLISHED_TRAIN_IMAGES
     if published:
-        return Markdown(f"*This page shows a {run}: the run the website publishes.*")
-    return Markdown(f"> **This page shows a {run}**, not the book's published run (full mode "
-                    f"on the complete MNIST). Its numbers and the words chosen from them are "
-                    f"this run's own; the check of every claim ran on them (timings are reported, "
-                    f"not checked).")
+        note = i18n.say("*This page shows a {run}: the run the website publishes.*", run=run)
+    else:
+        note = i18n.say("> **This page shows a {run}**, not the book's published run (full mode "
+                        "on the complete MNIST). Its numbers and the words chosen from them are "
+                        "this run's own; the check of every claim ran on them (timings are "
+                        "reported, not checked).", run=run)
+    return i18n.MarkdownPhrase(note)
 
 
 def use_book_style() -> None:
@@ -350,16 +352,16 @@ def printed_difference(a: float, b: float, decimals: int) -> float:
     return round(round(float(a), decimals) - round(float(b), decimals), decimals) + 0.0
 
 
-def listed(items: Iterable[object]) -> str:
-    """Items joined as in an English sentence: "2", "2 and 4", "2, 4 and 8".
+def listed(items: Iterable[object], conjunction: str = "and") -> "i18n.Phrase":
+    """Items joined as in a sentence: "2", "2 and 4", "2, 4 and 8", in the page's language.
 
-    Raises `ValueError` on no items: a sentence listing nothing must be worded
-    differently. Introduced in chapter 1.
+    The result is the English string, and a phrase (`aelib.i18n`) that the Chinese and
+    Russian editions word in their own language. Raises `ValueError` on no items: a sentence
+    listing nothing must be worded differently. Introduced in chapter 1.
     """
-    words = [str(i) for i in items]
-    if not words:
-        raise ValueError("listed: no items to list; word the sentence for the empty case.")
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    from . import i18n
+
+    return i18n.listed(items, conjunction)
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], floatfmt: str = ".4f"):

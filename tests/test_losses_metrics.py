@@ -138,13 +138,13 @@ def test_run_note_marks_every_run_but_the_published_one():
         return SimpleNamespace(name=name, x_train=torch.zeros(n_train, 1), x_val=torch.zeros(n_val, 1),
                                x_test=torch.zeros(n_test, 1))
 
-    published = plot.run_note(fake("mnist", 54000, 6000, 10000), quick=False, seed=0).data
+    published = str(plot.run_note(fake("mnist", 54000, 6000, 10000), quick=False, seed=0))
     assert "the run the website publishes" in published and "not the book's" not in published
     assert ("run in full mode on mnist (60,000 training images, 6,000 of them held out for "
             "validation, and 10,000 test images), seed 0") in published
     for ds, quick in ((fake("mnist", 54000, 6000, 10000), True), (fake("mnist", 7200, 800, 2000), False),
                       (fake("digits", 1400, 150, 247), False), (fake("digits", 1400, 150, 247), True)):
-        note = plot.run_note(ds, quick=quick, seed=3).data
+        note = str(plot.run_note(ds, quick=quick, seed=3))
         assert note.startswith("> **This page shows a ") and "not the book's published run" in note
         assert f"run in {'quick' if quick else 'full'} mode on {ds.name} (" in note and "seed 3" in note
 
