@@ -1,7 +1,10 @@
 # The Autoencoders book: every set-up step a reader or CI needs.
 #   make venv   - .venv with every Python package: from requirements.lock (exact versions, every
 #                 package) on CPython 3.11 + Linux x86_64 as in CI, elsewhere from constraints.txt
-#   make book   - create .venv if needed, execute every chapter, build the website
+#   make book   - create .venv if needed, execute every chapter, build the website: English at
+#                 the root, Simplified Chinese under zh_CN/, Russian under ru/ (one execution)
+#   make translations - after an English edit: update the catalogues of book/locales, list what
+#                 needs translating (tests/test_translations.py fails until it is translated)
 #   make test   - unit tests beside every notebook under nbval (quick mode, CPU, one thread each),
 #                 warning-free book build,
 #                 then the built site checked offline and in headless Chromium (tests/site) and
@@ -45,7 +48,7 @@ QUICK_ENV := AELIB_QUICK=1 AELIB_DATASET=digits AELIB_DEVICE=cpu
 CELL_TIMEOUT ?= 1800
 
 .PHONY: venv lock book test unit notebooks book-quick seeds bench book-time assignments grade-check mathjax \
-    browser clean
+    browser clean translations
 
 venv: $(STAMP)
 
@@ -145,7 +148,16 @@ book: $(STAMP) $(MATHJAX)
 	# --all: every page is read and every notebook executed again, so a change of dataset, mode,
 	# seed, device or aelib never leaves another run's pages in _build (tests/test_book_build.py)
 	AELIB_CACHE_DIR=$$cache $(BIN)/jupyter-book build . --warningiserror --keep-going --all
-	echo "The book is at file://$(CURDIR)/_build/html/index.html"
+	# the Chinese and Russian editions, from the outputs of the run above (nothing runs again)
+	$(BIN)/python book/_ext/editions.py
+	echo "The book is at file://$(CURDIR)/_build/html/index.html" \
+	     "(中文 zh_CN/book/intro.html, Русский ru/book/intro.html)"
+
+# After an edit of the English text: extract its messages, merge them into the catalogues of
+# book/locales (one per page and language, and phrases.po for the say(...) phrases of the
+# code), and list what needs translating. tests/test_translations.py fails until it is done.
+translations: $(STAMP)
+	@$(BIN)/python book/_ext/translations.py update
 
 # make test = unit tests beside every notebook under nbval (two pytest runs at once; the notebooks
 # from an empty model cache, recording the glued numbers), then a quick-mode book build with
@@ -187,7 +199,8 @@ test: $(STAMP) $(MATHJAX) browser
 	# page shows what a reader who loads a saved model sees (test_determinism: the same numbers)
 	tests_done=$$SECONDS
 	$(BIN)/jupyter-book build . --warningiserror --keep-going --all
-	echo "quick-mode book built at _build/html/index.html"
+	$(BIN)/python book/_ext/editions.py  # zh_CN/ and ru/, from the same executed notebooks
+	echo "quick-mode book built at _build/html/index.html, with zh_CN/ and ru/"
 	build_done=$$SECONDS
 	CHROMIUM="$(FIND_CHROMIUM)" $(BIN)/python -m pytest tests/site tests/test_determinism.py \
 	    -p no:cacheprovider --durations=10

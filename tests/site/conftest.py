@@ -82,6 +82,42 @@ def browser():
         b.close()
 
 
+@pytest.fixture(scope="session")
+def visit(browser, server):
+    """`visit(rel)`: the page at `rel` loaded once in Chromium (test_browser.Visit), shared by
+    every test of the session."""
+    from test_browser import Visit
+
+    cache: dict = {}
+
+    def get(rel: str):
+        if rel not in cache:
+            cache[rel] = Visit(browser, server, rel)
+        return cache[rel]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def search(browser, server):
+    """`search(edition, word)`: the links the site's search page lists for `word`, in the
+    edition under the folder `edition` ("" for English), with other hosts blocked."""
+    def run(edition: str, word: str) -> list[str]:
+        context = browser.new_context()
+        page = context.new_page()
+        context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(server)
+                      else r.abort())
+        try:
+            folder = f"{edition}/" if edition else ""
+            page.goto(f"{server}/{folder}search.html?q={word}", wait_until="load")
+            page.wait_for_selector("#search-results li", timeout=30_000)
+            return page.eval_on_selector_all("#search-results li a", "els => els.map(e => e.href)")
+        finally:
+            context.close()
+
+    return run
+
+
 def pytest_terminal_summary(terminalreporter):
     shots = sorted(SCREENSHOTS.glob("*.png")) if SCREENSHOTS.is_dir() else []
     if shots:

@@ -88,12 +88,19 @@ def external_references(html: str) -> list[str]:
     return scanner.found
 
 
+EDITIONS = ("zh_CN", "ru")  # translated editions, each in a folder of the site
+
+
 def site_pages(site: Path) -> list[Path]:
-    """Every HTML page of the built site: the copied MathJax and the root index.html (a
-    redirect to the intro) excluded."""
-    return sorted(p for p in site.rglob("*.html")
-                  if not p.relative_to(site).parts[0].startswith(("_static", "mathjax", "_sources"))
-                  and p != site / "index.html")
+    """Every HTML page of the built site, every edition's included: the copied MathJax and
+    each edition's root index.html (a redirect to the intro) excluded."""
+    def page(p: Path) -> bool:
+        parts = p.relative_to(site).parts
+        if parts[0] in EDITIONS:
+            parts = parts[1:]
+        return (not parts[0].startswith(("_static", "mathjax", "_sources"))
+                and parts != ("index.html",))
+    return sorted(p for p in site.rglob("*.html") if page(p))
 
 
 # TeX that MathJax did not typeset, in the text a reader sees (code and typeset math removed):
