@@ -115,3 +115,43 @@ def test_every_folded_cell_has_prompts_that_can_be_translated():
                     "code_prompt_show" in prompts and "code_prompt_hide" in prompts):
                 bare.append(f"{nb.name} cell {cell.get('id')}")
     assert not bare, f"folded cells without code_prompt_show/code_prompt_hide: {bare}"
+
+
+def test_editions_word_glued_and_displayed_phrases_in_the_page_language():
+    import nbformat
+    from IPython.core.formatters import format_display_data
+
+    import editions
+    from aelib import i18n
+
+    phrase = i18n.say("{pct} above", pct="2.5%")
+    note = i18n.MarkdownPhrase(i18n.say("quick"))
+    glued, _ = format_display_data(phrase)
+    shown, _ = format_display_data(note)
+    cell = nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("display_data", data={editions.GLUE_PREFIX + k: v
+                                                     for k, v in glued.items()},
+                               metadata={"scrapbook": {"name": "gap"}}),
+        nbformat.v4.new_output("display_data", data=shown)])
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    editions.translate_outputs(notebook, "ru")
+    ru = editions.phrase_catalogue("ru")
+    glued_ru = cell.outputs[0]["data"][editions.GLUE_PREFIX + "text/plain"]
+    assert glued_ru == repr(ru["{pct} above"].replace("{pct}", "2.5%")) != repr("2.5% above")
+    assert cell.outputs[1]["data"]["text/markdown"] == ru["quick"]
+
+
+@pytest.mark.parametrize("page, language, expected", [
+    ("book/03_denoising", "en", ["book/03_denoising.html", "zh_CN/book/03_denoising.html",
+                                 "ru/book/03_denoising.html"]),
+    ("book/03_denoising", "ru", ["../book/03_denoising.html", "../zh_CN/book/03_denoising.html",
+                                 "../ru/book/03_denoising.html"]),
+    ("search", "zh_CN", ["../search.html", "../zh_CN/search.html", "../ru/search.html"]),
+])
+def test_switcher_links_lead_to_the_same_page(page, language, expected):
+    import editions
+
+    links = editions.switcher_links(page, language)
+    depth = "../" * page.count("/")
+    assert [url for _, _, url, _ in links] == [depth + e for e in expected]
+    assert [current for *_, current in links] == [code == language for code, *_ in links]

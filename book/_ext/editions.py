@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from ast import literal_eval
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
