@@ -20,7 +20,6 @@ Introduced in chapter 1.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 
@@ -34,7 +33,8 @@ _LIST_WORDS = {
     "zh_CN": {"and": ("{a}和{b}", "、"), "or": ("{a}或{b}", "、")},
     "ru": {"and": ("{a} и {b}", ", "), "or": ("{a} или {b}", ", ")},
 }
-_NAME = re.compile(r"\{(\w+)\}")
+#: A `{name}` of a template, filled from the argument of that name.
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 class Phrase(str):
@@ -88,7 +88,7 @@ def say(template: str, **args: object) -> Phrase:
     """
     if not isinstance(template, str):
         raise TypeError(f"say: the template must be a string literal, not {type(template).__name__}")
-    names = set(_NAME.findall(template))
+    names = set(PLACEHOLDER.findall(template))
     if names != set(args):
         missing, extra = sorted(names - set(args)), sorted(set(args) - names)
         raise ValueError(f"say({template!r}): placeholders and arguments differ"
@@ -133,9 +133,5 @@ def render(data: object, language: str, catalogue: Mapping[str, str] | None = No
                            "run make translations and translate it in phrases.po")
         template = catalogue[template]
     args = {k: render(v, language, catalogue) for k, v in data["a"].items()}
-    return _NAME.sub(lambda m: args[m.group(1)], template)
+    return PLACEHOLDER.sub(lambda m: args[m.group(1)], template)
 
-
-def from_json(text: str | dict) -> dict:
-    """A phrase's data as stored in a notebook output (JSON text or already parsed)."""
-    return json.loads(text) if isinstance(text, str) else text

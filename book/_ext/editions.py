@@ -182,7 +182,7 @@ def _install_notebook_hooks(app) -> None:
     import myst_nb.core.execute.base as base
     import nbformat
 
-    language = app.config.language if app.config.language in LANGUAGES else None
+    language = None if _page_language(app) == "en" else app.config.language
     # only an English build that executes keeps copies (a gettext or unexecuted build has none)
     keep = (not language and app.builder.format == "html"
             and app.config.nb_execution_mode != "off")
@@ -289,19 +289,15 @@ def _translate_cell_labels(app, docname, source):
     """The labels of folded cells ("Show the checks"), figure captions and alt texts in the
     page's language. MyST-NB reads them from the cells' metadata before anything runs, so
     they change in the source."""
-    from translations import LABELS
+    from translations import label_slots
 
-    language = app.config.language
-    if language not in LANGUAGES or not str(app.env.doc2path(docname)).endswith(".ipynb"):
+    if _page_language(app) == "en" or not str(app.env.doc2path(docname)).endswith(".ipynb"):
         return
     notebook = json.loads(source[0])
     for cell in notebook["cells"]:
-        for path in LABELS:
-            holder = cell.get("metadata", {}).get("mystnb", {})
-            for key in path[:-1]:
-                holder = holder.get(key, {}) if isinstance(holder, dict) else {}
-            if isinstance(holder, dict) and isinstance(holder.get(path[-1]), str):
-                holder[path[-1]] = label(holder[path[-1]], language)
+        for holder, key in label_slots(cell):
+            if holder[key].strip():
+                holder[key] = label(holder[key], app.config.language)
     source[0] = json.dumps(notebook, ensure_ascii=False)
 
 

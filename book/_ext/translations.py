@@ -41,9 +41,10 @@ XREF_ROLES = {"ref", "doc", "numref", "term", "download", "eq"}
 MATH = re.compile(r"\$\$.+?\$\$|\$[^$\s](?:[^$]*?[^$\s])?\$", re.S)
 CODE = re.compile(r"``([^`]+)``|`([^`]+)`")
 LINK = re.compile(r"\]\(([^)\s]+)\)|<(https?://[^>\s]+)>")
-PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # A message is re-parsed as Markdown on its own: one that starts like a list item, a heading or
 # a quote turns into that block ("3. Title" becomes a list and the title stays English).
+# aelib.i18n.PLACEHOLDER, not imported: `import aelib` loads torch, seconds at every start
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
 BLOCK_START = re.compile(r"^(?:\d+[.)]\s|[-*+]\s|#{1,6}\s|>\s)")
 
 
@@ -113,8 +114,6 @@ def catalogue_problems(path: Path) -> list[str]:
             out.append(f"{where}: fuzzy (the English changed: check and update the translation)")
         for p in entry_problems(e.msgid, e.msgstr, phrase):
             out.append(f"{where}: {p}")
-    for e in po.obsolete_entries():
-        out.append(f"{rel}: obsolete entry {e.msgid[:60]!r} (run make translations)")
     return out
 
 
@@ -169,17 +168,23 @@ SAY_NAMES = {"say"}
 LABELS = (("code_prompt_show",), ("code_prompt_hide",), ("figure", "caption"), ("image", "alt"))
 
 
-def cell_labels(cell: dict) -> list[str]:
-    """The texts of a notebook cell's metadata that a reader sees: the prompts of a folded
-    cell, a figure's caption, an image's alt text (`mystnb` metadata)."""
-    found = []
+def label_slots(cell: dict) -> list[tuple[dict, str]]:
+    """Where a notebook cell's metadata holds text a reader sees, as (dict, key) pairs: the
+    prompts of a folded cell, a figure's caption, an image's alt text (`mystnb` metadata).
+    editions.py writes the translations into the same slots."""
+    slots = []
     for path in LABELS:
-        value = cell.get("metadata", {}).get("mystnb", {})
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, str) and value.strip():
-            found.append(value)
-    return found
+        holder = cell.get("metadata", {}).get("mystnb", {})
+        for key in path[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and isinstance(holder.get(path[-1]), str):
+            slots.append((holder, path[-1]))
+    return slots
+
+
+def cell_labels(cell: dict) -> list[str]:
+    """The texts of `label_slots`, empty ones left out."""
+    return [holder[key] for holder, key in label_slots(cell) if holder[key].strip()]
 
 
 def phrase_sources() -> list[Path]:

@@ -9,6 +9,7 @@ allowed.
 from __future__ import annotations
 
 import re
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -88,7 +89,8 @@ def external_references(html: str) -> list[str]:
     return scanner.found
 
 
-EDITIONS = ("zh_CN", "ru")  # translated editions, each in a folder of the site
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from translations import LANGUAGES as EDITIONS  # noqa: E402  translated editions, a folder each
 
 
 def site_pages(site: Path) -> list[Path]:
