@@ -269,6 +269,24 @@ def elbo(model: nn.Module, x: torch.Tensor, n_samples: int = 1, beta: float = 1.
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
+def paired_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """Mean of `a - b` over paired per-image values `(N,)` and the standard error of that mean.
+
+    The standard error is `std(a - b) / sqrt(N)` (sample standard deviation,
+    N - 1 in its denominator): two models scored on the same test images
+    are compared by their per-image differences, whose spread is usually far
+    smaller than that of either score. A mean beyond two standard errors of
+    zero is a difference the test set resolves. Introduced in chapter 6.
+    """
+    a, b = torch.as_tensor(a).detach().double().cpu(), torch.as_tensor(b).detach().double().cpu()
+    if a.dim() != 1 or a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"paired_difference needs two 1-d tensors of the same length >= 2 "
+                         f"(one value per image, in the same order), got shapes "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}.")
+    d = a - b
+    return float(d.mean()), float(d.std() / math.sqrt(len(d)))
+
+
 def _normal_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
     return -0.5 * ((z - mu).square() / logvar.exp() + logvar + math.log(2 * math.pi)).sum(dim=-1)

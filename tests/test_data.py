@@ -124,3 +124,43 @@ def test_with_val_in_train_adds_the_validation_images_and_keeps_the_rest():
     obj = losses.reconstruction_objective("mse")
     assert (train.cache_path("m", models.from_config(config, seed=0), merged, obj)
             != train.cache_path("m", models.from_config(config, seed=0), d, obj))
+
+
+def test_binarize_draws_each_pixel_with_its_grey_level():
+    x = torch.tensor([0.0, 1.0, 0.25, 0.75]).repeat(20_000).view(-1, 1, 2, 2)
+    b = data.binarize(x, generator=torch.Generator().manual_seed(0))
+    assert b.shape == x.shape and b.dtype == x.dtype
+    assert set(b.unique().tolist()) <= {0.0, 1.0}
+    freq = b.mean(dim=0).flatten()
+    assert freq[0] == 0 and freq[1] == 1  # black stays black, white stays white
+    # the grey pixels: within 4 standard errors of their probability
+    for p, f in ((0.25, freq[2]), (0.75, freq[3])):
+        assert abs(float(f) - p) < 4 * (p * (1 - p) / 20_000) ** 0.5
+    # reproducible with a generator, and different draws without re-seeding
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(data.binarize(x, generator=g), b)
+    assert not torch.equal(data.binarize(x, generator=g), b)
+
+
+def test_binarize_rejects_what_is_not_grey_levels():
+    with pytest.raises(TypeError, match="floating-point"):
+        data.binarize(torch.zeros(2, 1, 2, 2, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="floating-point"):
+        data.binarize([0.5])
+    with pytest.raises(ValueError, match=r"\[0, 1\].*scale the images"):
+        data.binarize(torch.full((1, 1, 2, 2), 255.0))
+
+
+def test_is_complete_mnist_only_for_the_full_test_and_training_sets():
+    def fake(name, n_train, n_val, n_test):
+        x = torch.zeros(1, 1, 1, 1)
+        return data.Dataset(name, "test", x.expand(n_train, 1, 1, 1), torch.zeros(n_train),
+                            x.expand(n_val, 1, 1, 1), torch.zeros(n_val),
+                            x.expand(n_test, 1, 1, 1), torch.zeros(n_test))
+
+    assert fake("mnist", 54_000, 6_000, 10_000).is_complete_mnist
+    assert fake("mnist", 54_000, 6_000, 10_000).with_val_in_train().is_complete_mnist
+    assert not fake("mnist", 7_200, 800, 2_000).is_complete_mnist  # the 10k stand-in
+    assert not fake("mnist", 7_200, 800, 10_000).is_complete_mnist
+    assert not fake("fashion_mnist", 54_000, 6_000, 10_000).is_complete_mnist
+    assert not data.load("digits", verbose=False).is_complete_mnist

@@ -216,3 +216,22 @@ def test_listed_joins_like_a_sentence():
     assert plot.listed(k for k in (2, 4, 8)) == "2, 4 and 8"
     with pytest.raises(ValueError, match="no items"):
         plot.listed([])
+
+
+def test_paired_difference_against_scipy():
+    from scipy import stats
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(500, generator=g) + 0.1
+    b = a + 0.05 * torch.randn(500, generator=g)
+    mean, se = metrics.paired_difference(a, b)
+    d = (a.double() - b.double()).numpy()
+    assert math.isclose(mean, float(d.mean()), rel_tol=1e-9)
+    assert math.isclose(se, float(stats.sem(d)), rel_tol=1e-9)
+    # mean / se is the paired t statistic
+    assert math.isclose(mean / se, float(stats.ttest_rel(a.numpy(), b.numpy()).statistic),
+                        rel_tol=1e-5)
+    with pytest.raises(ValueError, match="same length"):
+        metrics.paired_difference(a, b[:-1])
+    with pytest.raises(ValueError, match="1-d"):
+        metrics.paired_difference(a.view(2, -1), b.view(2, -1))

@@ -440,6 +440,50 @@ def test_vae_objective_settings_and_cache_keys():
         losses.vae_objective(warmup_steps=2.5)
     with pytest.raises(ValueError, match="free_bits must be a number >= 0"):
         losses.vae_objective(free_bits=-0.1)
+    assert losses.vae_objective(binarized=True).cache_key == "vae(beta=1.0, binarized=True)"
+    assert (losses.vae_objective(free_bits=0.1, binarized=True).cache_key
+            not in keys | {"vae(beta=1.0, binarized=True)"})
+    with pytest.raises(TypeError, match="binarized must be True or False"):
+        losses.vae_objective(binarized=1)
+
+
+def test_binarized_objective_is_the_negative_elbo_of_the_binarised_batch():
+    """Against torch.distributions: Bernoulli log-likelihood of the drawn binary
+    images under the decoder, Normal KL from the prior."""
+    model = _tiny_vae(latent_dim=3)
+    x = torch.rand(64, 1, 4, 4, generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(5)
+    loss, parts = losses.vae_objective(binarized=True)(model, x)
+    torch.manual_seed(5)  # the same draws: first the binary image, then z
+    xb = (torch.rand(x.shape) < x).float()
+    mu, logvar = model.encode_distribution(xb)
+    std = torch.exp(0.5 * logvar)
+    z = mu + std * torch.randn(mu.shape)
+    probs = model.decode(z).clamp(1e-7, 1 - 1e-7)
+    recon = -D.Bernoulli(probs=probs).log_prob(xb).flatten(1).sum(dim=1)
+    kl = D.kl_divergence(D.Normal(mu, std), D.Normal(0.0, 1.0)).sum(dim=1)
+    assert torch.allclose(parts["recon"], recon.mean().detach(), rtol=1e-4)
+    assert torch.allclose(parts["kl"], kl.mean().detach(), rtol=1e-5)
+    assert math.isclose(float(loss), float((recon + kl).mean()), rel_tol=1e-4)
+    # on grey images it is not the plain objective: that one scores x itself
+    torch.manual_seed(5)
+    plain, _ = losses.vae_objective()(model, x)
+    assert not math.isclose(float(plain), float(loss), rel_tol=1e-3)
+
+
+def test_bernoulli_likelihood_is_a_density_only_on_binary_images():
+    """Summed over every binary 2x2 image, exp(log p(x|z)) is 1; the same sum
+    over grey images is not, which is why the chapter binarises."""
+    probs = torch.tensor([[0.1, 0.7, 0.4, 0.95]]).view(1, 1, 2, 2)
+    images = torch.tensor([[(i >> b) & 1 for b in range(4)] for i in range(16)],
+                          dtype=torch.float32).view(16, 1, 2, 2)
+    log_p = losses.log_likelihood(probs.expand(16, 1, 2, 2), images, "bernoulli", None)
+    assert math.isclose(float(log_p.exp().sum()), 1.0, rel_tol=1e-5)
+    # one grey pixel: the "density" integrates over [0, 1] to (p - q) / log(p / q), not 1
+    x = torch.linspace(0, 1, 10_001).view(-1, 1, 1, 1)
+    p = torch.full_like(x, 0.7)
+    mass = float(torch.trapezoid(losses.log_likelihood(p, x, "bernoulli", None).exp(), dx=1e-4))
+    assert math.isclose(mass, 0.4 / math.log(0.7 / 0.3), rel_tol=1e-4) and mass < 0.5
 
 
 def test_fit_passes_the_global_step_to_objectives_that_take_it():
