@@ -179,7 +179,8 @@ def render(results: dict, names: list[str]) -> str:
     for m in modes:
         info = results["modes"][m]
         lines.append(f"- *{HEADINGS[m]}*: measured {info['date']} on {info['machine']}, "
-                     f"torch {info['torch']} using {info['threads']} threads, the chapters "
+                     f"torch {info['torch']} using {info['threads']} "
+                     f"thread{'' if info['threads'] == 1 else 's'}, the chapters "
                      f"in book order from an empty model cache.")
     return "\n".join(lines) + "\n"
 
