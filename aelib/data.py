@@ -346,7 +346,8 @@ def add_noise(x: torch.Tensor, kind: str, level: float,
         raise ValueError(f"{kind} noise level must be the {NOISE_TYPES[kind]}; got {level}.")
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("add_noise expects a floating-point tensor of images in [0, 1].")
-    gen_device = generator.device if generator is not None else x.device
+    # drawn on the CPU unless a generator says otherwise (see binarize)
+    gen_device = generator.device if generator is not None else torch.device("cpu")
 
     def draw(fn):
         return fn(x.shape, generator=generator, device=gen_device).to(x.device)
@@ -369,17 +370,21 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     drawn anew for each batch in training, once for the test set. A
     Bernoulli likelihood is a normalised density only on such images.
     Randomness comes from `generator` (it may live on the CPU while `x` is
-    on a GPU) or, if None, the global torch RNG. Introduced in chapter 6.
+    on a GPU) or, if None, the global CPU RNG, which `fit` checkpoints.
+    Introduced in chapter 6.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("binarize expects a floating-point tensor of grey levels in [0, 1], "
                         f"got {type(x).__name__}"
                         f"{f' of dtype {x.dtype}' if isinstance(x, torch.Tensor) else ''}; "
                         "convert it with .float() / 255 first.")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
+    if not bool(((x >= 0) & (x <= 1)).all()):  # NaN fails both comparisons
         raise ValueError(f"binarize needs grey levels in [0, 1], got values from "
-                         f"{float(x.min()):.3g} to {float(x.max()):.3g}; scale the images first.")
-    gen_device = generator.device if generator is not None else x.device
+                         f"{float(x.min()):.3g} to {float(x.max()):.3g} (or NaN); scale the "
+                         f"images first.")
+    # drawn on the CPU unless a generator says otherwise: the stream `fit` checkpoints,
+    # the same draws on every device
+    gen_device = generator.device if generator is not None else torch.device("cpu")
     u = torch.rand(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
     return (u < x).to(x.dtype)
 

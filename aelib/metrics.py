@@ -278,7 +278,7 @@ def paired_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     smaller than that of either score. A mean beyond two standard errors of
     zero is a difference the test set resolves. Introduced in chapter 6.
     """
-    a, b = torch.as_tensor(a).detach().double().cpu(), torch.as_tensor(b).detach().double().cpu()
+    a, b = (torch.as_tensor(v).detach().cpu().double() for v in (a, b))  # MPS has no float64
     if a.dim() != 1 or a.shape != b.shape or len(a) < 2:
         raise ValueError(f"paired_difference needs two 1-d tensors of the same length >= 2 "
                          f"(one value per image, in the same order), got shapes "

@@ -149,6 +149,8 @@ def test_binarize_rejects_what_is_not_grey_levels():
         data.binarize([0.5])
     with pytest.raises(ValueError, match=r"\[0, 1\].*scale the images"):
         data.binarize(torch.full((1, 1, 2, 2), 255.0))
+    with pytest.raises(ValueError, match="NaN"):
+        data.binarize(torch.tensor([0.5, float("nan")]))
 
 
 def test_is_complete_mnist_only_for_the_full_test_and_training_sets():

@@ -235,3 +235,5 @@ def test_paired_difference_against_scipy():
         metrics.paired_difference(a, b[:-1])
     with pytest.raises(ValueError, match="1-d"):
         metrics.paired_difference(a.view(2, -1), b.view(2, -1))
+    with pytest.raises(ValueError, match=">= 2"):
+        metrics.paired_difference(a[:1], b[:1])
