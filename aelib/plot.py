@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from . import metrics
+
+T = TypeVar("T")
 
 
 #: Training images (train + validation splits) of the complete MNIST, the published run's data.
@@ -350,6 +353,22 @@ def printed_difference(a: float, b: float, decimals: int) -> float:
     if decimals < 0:
         raise ValueError(f"printed_difference: decimals={decimals}; give 0 or more.")
     return round(round(float(a), decimals) - round(float(b), decimals), decimals) + 0.0
+
+
+def by_sign(value: float, positive: T, zero: T, negative: T) -> T:
+    """`positive`, `zero` or `negative` by the sign of `value`: the word a sentence needs.
+
+    A glued verdict ("higher than" / "level with" / "lower than") must follow
+    the number the reader sees, so pass a `printed_difference`: `by_sign(
+    printed_difference(a, b, 2), "higher than", "level with", "lower than")`.
+    Raises `ValueError` on NaN, which has no sign and would otherwise pick a
+    branch silently. Introduced in chapter 1.
+    """
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError("by_sign: the value is NaN, so no verdict can be worded. "
+                         "Check the numbers compared (a diverged model, an empty set).")
+    return positive if value > 0 else zero if value == 0 else negative
 
 
 def listed(items: Iterable[object], conjunction: str = "and") -> "i18n.Phrase":

@@ -208,6 +208,20 @@ def test_printed_difference_is_what_the_reader_subtracts():
         plot.printed_difference(1, 2, -1)
 
 
+def test_by_sign_follows_the_printed_difference():
+    from aelib import plot
+
+    words = ("higher than", "level with", "lower than")
+    assert plot.by_sign(plot.printed_difference(25.26, 25.14, 1), *words) == "higher than"
+    # 0.9481 and 0.9479 both print as 0.948: level, though a - b > 0
+    assert plot.by_sign(plot.printed_difference(0.9481, 0.9479, 3), *words) == "level with"
+    assert plot.by_sign(-1e-12, *words) == "lower than"
+    assert plot.by_sign(-0.0, *words) == "level with"  # -0.0 has no sign a reader sees
+    assert plot.by_sign(torch.tensor(2.0), 1, 0, -1) == 1  # a 0-d tensor works too
+    with pytest.raises(ValueError, match="NaN"):
+        plot.by_sign(float("nan"), *words)
+
+
 def test_listed_joins_like_a_sentence():
     from aelib import plot
 
