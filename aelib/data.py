@@ -320,6 +320,15 @@ NOISE_TYPES = {
 }
 
 
+def _draw_like(x: torch.Tensor, fn, generator: torch.Generator | None,
+               dtype: torch.dtype | None = None) -> torch.Tensor:
+    """`fn(x.shape)` (torch.rand or torch.randn) on `x`'s device, drawn where `generator`
+    lives, or on the CPU without one: the global CPU stream is the one `fit` checkpoints,
+    and a CPU draw gives the same numbers on every device."""
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    return fn(x.shape, generator=generator, device=gen_device, dtype=dtype).to(x.device)
+
+
 def add_noise(x: torch.Tensor, kind: str, level: float,
               generator: torch.Generator | None = None) -> torch.Tensor:
     """Corrupt images `x: (N, C, H, W)` in [0, 1]; returns a new tensor, clipped to [0, 1].
@@ -346,11 +355,8 @@ def add_noise(x: torch.Tensor, kind: str, level: float,
         raise ValueError(f"{kind} noise level must be the {NOISE_TYPES[kind]}; got {level}.")
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("add_noise expects a floating-point tensor of images in [0, 1].")
-    # drawn on the CPU unless a generator says otherwise (see binarize)
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-
     def draw(fn):
-        return fn(x.shape, generator=generator, device=gen_device).to(x.device)
+        return _draw_like(x, fn, generator)
 
     if kind == "gaussian":
         return (x + level * draw(torch.randn)).clamp_(0.0, 1.0)
@@ -382,11 +388,7 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
         raise ValueError(f"binarize needs grey levels in [0, 1], got values from "
                          f"{float(x.min()):.3g} to {float(x.max()):.3g} (or NaN); scale the "
                          f"images first.")
-    # drawn on the CPU unless a generator says otherwise: the stream `fit` checkpoints,
-    # the same draws on every device
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-    u = torch.rand(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
-    return (u < x).to(x.dtype)
+    return (_draw_like(x, torch.rand, generator, dtype=x.dtype) < x).to(x.dtype)
 
 
 def gaussian_toy(dim: int = 100, n_train: int = 2000, n_val: int = 500, n_test: int = 500) -> Dataset:
