@@ -269,6 +269,22 @@ def elbo(model: nn.Module, x: torch.Tensor, n_samples: int = 1, beta: float = 1.
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
+def mean_se(values: torch.Tensor) -> tuple[float, float]:
+    """Mean of per-image values `(N,)` and the standard error of that mean, `std / sqrt(N)`.
+
+    The sample standard deviation (N - 1 in its denominator), computed in
+    float64 on the CPU. For one model's score over the test images; two
+    models on the same images compare with `paired_difference`, whose error
+    is usually far smaller. Raises `ValueError` on anything but a 1-d tensor
+    of two or more values. Introduced in chapter 6.
+    """
+    v = torch.as_tensor(values).detach().cpu().double()  # MPS has no float64
+    if v.dim() != 1 or len(v) < 2:
+        raise ValueError(f"mean_se needs a 1-d tensor of >= 2 values (one per image), "
+                         f"got shape {tuple(v.shape)}.")
+    return float(v.mean()), float(v.std() / math.sqrt(len(v)))
+
+
 def paired_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     """Mean of `a - b` over paired per-image values `(N,)` and the standard error of that mean.
 
@@ -283,8 +299,7 @@ def paired_difference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
         raise ValueError(f"paired_difference needs two 1-d tensors of the same length >= 2 "
                          f"(one value per image, in the same order), got shapes "
                          f"{tuple(a.shape)} and {tuple(b.shape)}.")
-    d = a - b
-    return float(d.mean()), float(d.std() / math.sqrt(len(d)))
+    return mean_se(a - b)
 
 
 def _normal_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
