@@ -355,6 +355,26 @@ def printed_difference(a: float, b: float, decimals: int) -> float:
     return round(round(float(a), decimals) - round(float(b), decimals), decimals) + 0.0
 
 
+def printed_ratio(a: float, b: float, decimals: int) -> float:
+    """`a / b` as a reader computes it from `a` and `b` printed with `decimals` decimals.
+
+    A sentence that says "5.4 times lower" or "0.5% below" beside a table
+    must give what the reader gets by dividing the printed numbers:
+    `printed_ratio(0.06748, 0.01262, 4)` is 0.0675 / 0.0126 = 5.357..., which
+    prints as 5.4, where `a / b` (5.347...) prints as 5.3. Raises
+    `ValueError` when `b` prints as zero: print it with more decimals, or
+    compare differences instead. Introduced in chapter 1.
+    """
+    if decimals < 0:
+        raise ValueError(f"printed_ratio: decimals={decimals}; give 0 or more.")
+    shown_a, shown_b = round(float(a), decimals), round(float(b), decimals)
+    if shown_b == 0 or not math.isfinite(shown_a) or not math.isfinite(shown_b):
+        raise ValueError(f"printed_ratio: {b!r} prints as {shown_b} with {decimals} decimals, "
+                         f"so the printed numbers give no ratio (a = {a!r}); print them with "
+                         "more decimals, or compare differences instead.")
+    return shown_a / shown_b
+
+
 def by_sign(value: float, positive: T, zero: T, negative: T) -> T:
     """`positive`, `zero` or `negative` by the sign of `value`: the word a sentence needs.
 

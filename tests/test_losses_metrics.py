@@ -208,6 +208,24 @@ def test_printed_difference_is_what_the_reader_subtracts():
         plot.printed_difference(1, 2, -1)
 
 
+def test_printed_ratio_is_what_the_reader_divides():
+    from aelib import plot
+
+    assert f"{0.06748 / 0.01262:.1f}" == "5.3"
+    assert f"{plot.printed_ratio(0.06748, 0.01262, 4):.1f}" == "5.4"  # 0.0675 / 0.0126
+    # the same as dividing the strings the page prints
+    for a, b in [(0.0190, 0.01914), (12.349, 3.051), (-1.96, 2.04)]:
+        for d in (2, 3, 4):
+            printed = float(f"{a:.{d}f}") / float(f"{b:.{d}f}")
+            assert abs(plot.printed_ratio(a, b, d) - printed) < 1e-12
+    with pytest.raises(ValueError, match="prints as 0"):
+        plot.printed_ratio(1.0, 0.00004, 4)
+    with pytest.raises(ValueError, match="prints as"):
+        plot.printed_ratio(1.0, float("nan"), 2)
+    with pytest.raises(ValueError, match="0 or more"):
+        plot.printed_ratio(1.0, 2.0, -1)
+
+
 def test_by_sign_follows_the_printed_difference():
     from aelib import plot
 
@@ -251,3 +269,16 @@ def test_paired_difference_against_scipy():
         metrics.paired_difference(a.view(2, -1), b.view(2, -1))
     with pytest.raises(ValueError, match=">= 2"):
         metrics.paired_difference(a[:1], b[:1])
+
+
+def test_mean_se_against_scipy():
+    from scipy import stats
+
+    v = torch.randn(300, generator=torch.Generator().manual_seed(1)) * 3 + 100
+    mean, se = metrics.mean_se(v)
+    assert math.isclose(mean, float(v.double().mean()), rel_tol=1e-12)
+    assert math.isclose(se, float(stats.sem(v.double().numpy())), rel_tol=1e-9)
+    with pytest.raises(ValueError, match="1-d"):
+        metrics.mean_se(v.view(3, -1))
+    with pytest.raises(ValueError, match=">= 2"):
+        metrics.mean_se(v[:1])
