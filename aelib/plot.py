@@ -355,21 +355,25 @@ def printed_difference(a: float, b: float, decimals: int) -> float:
     return round(round(float(a), decimals) - round(float(b), decimals), decimals) + 0.0
 
 
-def printed_ratio(a: float, b: float, decimals: int) -> float:
+def printed_ratio(a: float, b: float, decimals: int, decimals_b: int | None = None) -> float:
     """`a / b` as a reader computes it from `a` and `b` printed with `decimals` decimals.
 
     A sentence that says "5.4 times lower" or "0.5% below" beside a table
     must give what the reader gets by dividing the printed numbers:
     `printed_ratio(0.06748, 0.01262, 4)` is 0.0675 / 0.0126 = 5.357..., which
-    prints as 5.4, where `a / b` (5.347...) prints as 5.3. Raises
-    `ValueError` when `b` prints as zero: print it with more decimals, or
-    compare differences instead. Introduced in chapter 1.
+    prints as 5.4, where `a / b` (5.347...) prints as 5.3. When `b` is
+    printed with other decimals than `a` (a difference of 1.7 nats against a
+    standard error of 0.07), give them as `decimals_b`. Raises `ValueError`
+    when `b` prints as zero: print it with more decimals, or compare
+    differences instead. Introduced in chapter 1.
     """
-    if decimals < 0:
-        raise ValueError(f"printed_ratio: decimals={decimals}; give 0 or more.")
-    shown_a, shown_b = round(float(a), decimals), round(float(b), decimals)
+    decimals_b = decimals if decimals_b is None else decimals_b
+    if decimals < 0 or decimals_b < 0:
+        raise ValueError(f"printed_ratio: decimals={decimals}, decimals_b={decimals_b}; "
+                         "give 0 or more.")
+    shown_a, shown_b = round(float(a), decimals), round(float(b), decimals_b)
     if shown_b == 0 or not math.isfinite(shown_a) or not math.isfinite(shown_b):
-        raise ValueError(f"printed_ratio: {b!r} prints as {shown_b} with {decimals} decimals, "
+        raise ValueError(f"printed_ratio: {b!r} prints as {shown_b} with {decimals_b} decimals, "
                          f"so the printed numbers give no ratio (a = {a!r}); print them with "
                          "more decimals, or compare differences instead.")
     return shown_a / shown_b

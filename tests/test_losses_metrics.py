@@ -224,6 +224,10 @@ def test_printed_ratio_is_what_the_reader_divides():
         plot.printed_ratio(1.0, float("nan"), 2)
     with pytest.raises(ValueError, match="0 or more"):
         plot.printed_ratio(1.0, 2.0, -1)
+    # a difference printed with one decimal over a standard error with two
+    assert plot.printed_ratio(1.7149, 0.0734, 1, decimals_b=2) == 1.7 / 0.07
+    with pytest.raises(ValueError, match="0 or more"):
+        plot.printed_ratio(1.0, 2.0, 1, decimals_b=-2)
 
 
 def test_by_sign_follows_the_printed_difference():
