@@ -15,7 +15,7 @@
 #   make assignments - student and instructor notebooks of every chapter in assignments/ (nbgrader)
 #   make grade-check - the nbgrader course round trip (tests/test_nbgrader.py) on every chapter
 #   make seeds  - the notebooks under nbval in quick mode for AELIB_SEED=0..4
-#   make bench  - training-throughput benchmark (ratio printed last)
+#   make bench  - training-throughput benchmarks (each prints its ratio last)
 #   make lock   - regenerate requirements.lock with uv (PyPI), keeping its pins where they still fit;
 #                 make lock LOCK_FLAGS=--upgrade moves every package to its newest allowed version
 #   make clean  - remove build outputs (keeps .venv)
@@ -220,6 +220,7 @@ bench: $(STAMP)
 	@cache=$$(mktemp -d)
 	trap 'rm -rf "$$cache"' EXIT
 	AELIB_CACHE_DIR=$$cache $(BIN)/python bench/throughput.py
+	AELIB_CACHE_DIR=$$cache $(BIN)/python bench/conv_layout.py
 
 # Wall time of every chapter with an empty cache, quick and full mode; writes book/_generated/runtime.md.
 book-time: $(STAMP)

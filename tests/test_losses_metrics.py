@@ -286,3 +286,22 @@ def test_mean_se_against_scipy():
         metrics.mean_se(v.view(3, -1))
     with pytest.raises(ValueError, match=">= 2"):
         metrics.mean_se(v[:1])
+
+
+def test_bce_without_gradients_matches_pytorchs_kernel():
+    # losses.bce computes its no-gradient values with vectorised logs; they must agree with
+    # F.binary_cross_entropy (log1p, clamped at -100) to rounding, saturated outputs included
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(64, 1, 28, 28, generator=g)
+    p[0, 0, :3, 0] = torch.tensor([0.0, 1.0, 1e-30])
+    for x in (torch.rand(64, 1, 28, 28, generator=g), (torch.rand(64, 1, 28, 28, generator=g) > 0.5).float()):
+        x[0, 0, :3, 0] = torch.tensor([1.0, 0.0, 1.0])
+        for reduction in ("none", "sum", "mean"):
+            with torch.no_grad():
+                ours = losses.bce(p, x, reduction=reduction)
+            torch.testing.assert_close(ours, F.binary_cross_entropy(p, x, reduction=reduction),
+                                       rtol=1e-5, atol=1e-6)
+        # with gradients, PyTorch's kernel (whose gradient is guarded at 0 and 1) is used as it is
+        q = p.clone().requires_grad_(True)
+        losses.bce(q, x, reduction="sum").backward()
+        assert torch.isfinite(q.grad).all()

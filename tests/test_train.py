@@ -17,6 +17,11 @@ def tiny():
     return models.Autoencoder(models.MLPConfig(latent_dim=4, hidden_dims=(16,)))
 
 
+def tiny_conv():
+    torch.manual_seed(0)
+    return models.Autoencoder(models.ConvConfig(latent_dim=4, channels=(4, 8)))
+
+
 def test_fit_reduces_the_loss_and_records_history(small):
     x, v = small
     model = tiny()
@@ -60,6 +65,38 @@ def test_bad_fit_arguments_are_clear_errors(small):
         train.fit(tiny(), data.load("digits", verbose=False), OBJ)
 
 
+def test_conv_training_on_cpu_gives_back_the_default_layout(small):
+    # fit trains convolutions in channels-last layout on the CPU (faster); afterwards, and after
+    # a failed run, every weight is in the default layout again, and the result matches the
+    # default layout's training up to rounding
+    x, _ = small
+    model = tiny_conv()
+    train.fit(model, x, OBJ, num_epochs=2, batch_size=32, device="cpu")
+    assert all(p.is_contiguous() for p in model.parameters())
+    reference = tiny_conv()
+    reference.train()
+    opt = train.default_optimizer(reference.parameters(), 1e-3)
+    generator = torch.Generator().manual_seed(train.runtime.get_seed())
+    for _ in range(2):
+        for idx in data.batch_indices(len(x), 32, generator=generator):
+            loss, _ = OBJ(reference, x[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    for a, b in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+    def failing(model, batch):
+        assert next(p for p in model.parameters() if p.dim() == 4).is_contiguous(
+            memory_format=torch.channels_last)
+        raise RuntimeError("stop")
+
+    broken = tiny_conv()
+    with pytest.raises(RuntimeError, match="stop"):
+        train.fit(broken, x, failing, num_epochs=1, batch_size=32, device="cpu")
+    assert all(p.is_contiguous() for p in broken.parameters())
+
+
 def test_checkpoint_round_trip(tmp_path, small):
     x, _ = small
     model = tiny()
@@ -74,14 +111,15 @@ def test_checkpoint_round_trip(tmp_path, small):
     torch.load(path, weights_only=True)
 
 
-def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path, small):
+@pytest.mark.parametrize("make", [tiny, tiny_conv], ids=["mlp", "conv"])
+def test_resume_gives_exactly_the_uninterrupted_weights(tmp_path, small, make):
     x, v = small
-    straight = tiny()
+    straight = make()
     h_straight = train.fit(straight, x, OBJ, val=v, num_epochs=4, batch_size=32)
     ckpt = tmp_path / "run.pt"
-    first = tiny()
+    first = make()
     train.fit(first, x, OBJ, val=v, num_epochs=2, batch_size=32, checkpoint=ckpt)
-    resumed = tiny()  # a fresh process would start from a fresh model
+    resumed = make()  # a fresh process would start from a fresh model
     torch.manual_seed(123)  # and with a different global RNG state
     h_resumed = train.fit(resumed, x, OBJ, val=v, num_epochs=4, batch_size=32, checkpoint=ckpt)
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
