@@ -395,6 +395,26 @@ def by_sign(value: float, positive: T, zero: T, negative: T) -> T:
     return positive if value > 0 else zero if value == 0 else negative
 
 
+def percent_apart(rel: float, decimals: int = 1) -> "i18n.Phrase":
+    """'3.1% above', 'level with' or '2.2% below': a relative difference `rel` (0.031 is
+    3.1% above) in words, decided on the percentage as printed with `decimals` decimals.
+
+    A difference that prints as 0.0% reads "level with", never "0.0% above". Pass a
+    `rel` computed from printed values (`printed_ratio(a, b, 4) - 1`) when the sentence
+    stands beside a table. Raises `ValueError` on NaN. Introduced in chapter 1.
+    """
+    from . import i18n
+
+    rel = float(rel)
+    if math.isnan(rel) or decimals < 0:
+        raise ValueError(f"percent_apart: got rel={rel!r}, decimals={decimals!r}; give a "
+                         "number and 0 or more decimals.")
+    pct = f"{abs(rel):.{decimals}%}"
+    if pct == f"{0:.{decimals}%}":  # no "0.0% above"
+        return i18n.say("level with")
+    return i18n.say("{pct} above", pct=pct) if rel > 0 else i18n.say("{pct} below", pct=pct)
+
+
 def listed(items: Iterable[object], conjunction: str = "and") -> "i18n.Phrase":
     """Items joined as in a sentence: "2", "2 and 4", "2, 4 and 8", in the page's language.
 

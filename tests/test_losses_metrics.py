@@ -244,6 +244,20 @@ def test_by_sign_follows_the_printed_difference():
         plot.by_sign(float("nan"), *words)
 
 
+def test_percent_apart_words_the_printed_percentage():
+    from aelib import plot
+
+    assert plot.percent_apart(0.0312) == "3.1% above"
+    assert plot.percent_apart(-0.0224) == "2.2% below"
+    assert plot.percent_apart(0.00049) == "level with"  # prints as 0.0%: no "0.0% above"
+    assert plot.percent_apart(-0.00049) == "level with"
+    assert plot.percent_apart(0.004, 0) == "level with"
+    assert plot.percent_apart(0.006, 0) == "1% above"
+    assert plot.percent_apart(0.0005, 2) == "0.05% above"
+    with pytest.raises(ValueError, match="rel=nan"):
+        plot.percent_apart(float("nan"))
+
+
 def test_listed_joins_like_a_sentence():
     from aelib import plot
 
