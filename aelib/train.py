@@ -18,8 +18,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from torch import nn
 from . import runtime
 from .data import Dataset, batch_indices, one_class
 from .losses import Objective
-from .metrics import evaluation_mode
+from .metrics import evaluation_mode, fast_layout
 from .models import LinearAutoencoder, config_from_dict, config_to_dict
 
 #: Learning-rate schedules `fit` knows.
@@ -128,7 +127,7 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     if nan_check_every is None:
         nan_check_every = 1 if device.type == "cpu" else 50
     model.to(device)
-    with _fast_layout(model, device):
+    with fast_layout(model, device):
         train = train.to(device)
         val = val.to(device) if val is not None else None
         make_opt = optimizer or default_optimizer
@@ -228,29 +227,6 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     return history
 
 
-@contextmanager
-def _fast_layout(model: nn.Module, device: torch.device) -> Iterator[None]:
-    """Train a convolutional model on the CPU with its filters in channels-last layout.
-
-    PyTorch's CPU convolutions (oneDNN) run the small networks of this book
-    markedly faster with channels-last weights (`make bench` prints the
-    ratio): the same arithmetic in another memory order, so a result differs
-    from the default layout's only by rounding. The model gets its default layout back
-    when training ends (or fails), so what a reader loads, saves or compares
-    afterwards sees the usual tensors. Other devices and models without 4-d
-    weights are left alone.
-    """
-    convolutional = device.type == "cpu" and any(p.dim() == 4 for p in model.parameters())
-    if not convolutional:
-        yield
-        return
-    model.to(memory_format=torch.channels_last)
-    try:
-        yield
-    finally:
-        model.to(memory_format=torch.contiguous_format)
-
-
 @torch.no_grad()
 def fit_alternating(model: nn.Module, train: torch.Tensor, *, max_iter: int = 2000,
                     tolerance: float = 1e-12) -> dict[str, Any]:
@@ -347,7 +323,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, objective: Objective,
     in chapter 1.
     """
     sums: dict[str, torch.Tensor] = {}
-    with evaluation_mode(model):
+    device = next(model.parameters()).device
+    with evaluation_mode(model), fast_layout(model, device):
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size]
             loss, parts = objective(model, xb)

@@ -97,6 +97,24 @@ def test_conv_training_on_cpu_gives_back_the_default_layout(small):
     assert all(p.is_contiguous() for p in broken.parameters())
 
 
+def test_fast_layout_nests_and_evaluation_matches_the_default_layout(small):
+    from aelib import metrics
+
+    x, _ = small
+    model = tiny_conv()
+    inner = model.encoder[3].weight  # (8, 4, 3, 3): its two layouts differ
+    with metrics.fast_layout(model, "cpu"):
+        with metrics.fast_layout(model, "cpu"):  # an evaluation inside training, say
+            pass
+        assert inner.is_contiguous(memory_format=torch.channels_last)  # the inner one left it
+        assert not inner.is_contiguous()
+    assert inner.is_contiguous()
+    with torch.no_grad():
+        plain = model(x[:100]).x_hat  # the default layout
+    torch.testing.assert_close(metrics.reconstruct(model, x[:100]), plain, rtol=1e-5, atol=1e-6)
+    assert inner.is_contiguous()
+
+
 def test_checkpoint_round_trip(tmp_path, small):
     x, _ = small
     model = tiny()
