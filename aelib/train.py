@@ -104,6 +104,11 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     keeps `lr`. A cosine run can only be resumed with the same
     `num_epochs`, since the schedule depends on it.
 
+    On the CPU a model with convolutions trains with its 4-d weights in
+    channels-last layout (`metrics.fast_layout`, faster; the objective,
+    `track` and `on_step` see that layout) and gets the default layout back
+    when `fit` returns.
+
     `on_step(epoch, step)`, if given, is called after every optimiser step
     (and after the checkpoint of that step, if one is written).
 
@@ -143,6 +148,7 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
         path = Path(checkpoint) if checkpoint is not None else None
         if path is not None and path.exists():
             state = load_checkpoint(path, model, optimizer=opt, settings=settings)
+            _match_layouts(opt)  # saved in another layout (another device): as the weights are
             start_epoch = state["epoch"]
             history = state["history"]
             generator.set_state(state["generator_state"])  # at the start of epoch start_epoch + 1
@@ -323,13 +329,31 @@ def evaluate(model: nn.Module, x: torch.Tensor, objective: Objective,
     in chapter 1.
     """
     sums: dict[str, torch.Tensor] = {}
-    device = next(model.parameters()).device
+    first = next(model.parameters(), None)
+    device = x.device if first is None else first.device
     with evaluation_mode(model), fast_layout(model, device):
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size]
             loss, parts = objective(model, xb)
             _accumulate(sums, loss, parts, len(xb))
     return {k: v / len(x) for k, v in sums.items()}
+
+
+def _match_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give each tensor of the optimiser's state the memory layout of its parameter.
+
+    `Optimizer.load_state_dict` keeps the layout a tensor was saved in; fused
+    Adam needs the moments laid out as the weights (on the CPU it would read
+    them in the wrong order, on CUDA it refuses), and a checkpoint may come
+    from a run whose weights were laid out otherwise (`metrics.fast_layout`).
+    """
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == p.shape \
+                        and value.stride() != p.stride():
+                    state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def _progress_bar(start: int, total: int, enabled: bool):
