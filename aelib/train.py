@@ -18,8 +18,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from torch import nn
 from . import runtime
 from .data import Dataset, batch_indices, one_class
 from .losses import Objective
-from .metrics import evaluation_mode
+from .metrics import evaluation_mode, fast_layout
 from .models import LinearAutoencoder, config_from_dict, config_to_dict
 
 #: Learning-rate schedules `fit` knows.
@@ -105,6 +104,11 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     keeps `lr`. A cosine run can only be resumed with the same
     `num_epochs`, since the schedule depends on it.
 
+    On the CPU a model with convolutions trains with its 4-d weights in
+    channels-last layout (`metrics.fast_layout`, faster; the objective,
+    `track` and `on_step` see that layout) and gets the default layout back
+    when `fit` returns.
+
     `on_step(epoch, step)`, if given, is called after every optimiser step
     (and after the checkpoint of that step, if one is written).
 
@@ -128,7 +132,7 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
     if nan_check_every is None:
         nan_check_every = 1 if device.type == "cpu" else 50
     model.to(device)
-    with _fast_layout(model, device):
+    with fast_layout(model, device):
         train = train.to(device)
         val = val.to(device) if val is not None else None
         make_opt = optimizer or default_optimizer
@@ -144,6 +148,7 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
         path = Path(checkpoint) if checkpoint is not None else None
         if path is not None and path.exists():
             state = load_checkpoint(path, model, optimizer=opt, settings=settings)
+            _match_layouts(opt)  # saved in another layout (another device): as the weights are
             start_epoch = state["epoch"]
             history = state["history"]
             generator.set_state(state["generator_state"])  # at the start of epoch start_epoch + 1
@@ -226,29 +231,6 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
             bar.close()
     model.eval()
     return history
-
-
-@contextmanager
-def _fast_layout(model: nn.Module, device: torch.device) -> Iterator[None]:
-    """Train a convolutional model on the CPU with its filters in channels-last layout.
-
-    PyTorch's CPU convolutions (oneDNN) run the small networks of this book
-    markedly faster with channels-last weights (`make bench` prints the
-    ratio): the same arithmetic in another memory order, so a result differs
-    from the default layout's only by rounding. The model gets its default layout back
-    when training ends (or fails), so what a reader loads, saves or compares
-    afterwards sees the usual tensors. Other devices and models without 4-d
-    weights are left alone.
-    """
-    convolutional = device.type == "cpu" and any(p.dim() == 4 for p in model.parameters())
-    if not convolutional:
-        yield
-        return
-    model.to(memory_format=torch.channels_last)
-    try:
-        yield
-    finally:
-        model.to(memory_format=torch.contiguous_format)
 
 
 @torch.no_grad()
@@ -347,12 +329,31 @@ def evaluate(model: nn.Module, x: torch.Tensor, objective: Objective,
     in chapter 1.
     """
     sums: dict[str, torch.Tensor] = {}
-    with evaluation_mode(model):
+    first = next(model.parameters(), None)
+    device = x.device if first is None else first.device
+    with evaluation_mode(model), fast_layout(model, device):
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size]
             loss, parts = objective(model, xb)
             _accumulate(sums, loss, parts, len(xb))
     return {k: v / len(x) for k, v in sums.items()}
+
+
+def _match_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give each tensor of the optimiser's state the memory layout of its parameter.
+
+    `Optimizer.load_state_dict` keeps the layout a tensor was saved in; fused
+    Adam needs the moments laid out as the weights (on the CPU it would read
+    them in the wrong order, on CUDA it refuses), and a checkpoint may come
+    from a run whose weights were laid out otherwise (`metrics.fast_layout`).
+    """
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == p.shape \
+                        and value.stride() != p.stride():
+                    state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def _progress_bar(start: int, total: int, enabled: bool):

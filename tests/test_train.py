@@ -87,14 +87,52 @@ def test_conv_training_on_cpu_gives_back_the_default_layout(small):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
     def failing(model, batch):
-        assert next(p for p in model.parameters() if p.dim() == 4).is_contiguous(
-            memory_format=torch.channels_last)
+        inner = model.encoder[3].weight  # (8, 4, 3, 3): its two layouts differ
+        assert inner.is_contiguous(memory_format=torch.channels_last) and not inner.is_contiguous()
         raise RuntimeError("stop")
 
     broken = tiny_conv()
     with pytest.raises(RuntimeError, match="stop"):
         train.fit(broken, x, failing, num_epochs=1, batch_size=32, device="cpu")
     assert all(p.is_contiguous() for p in broken.parameters())
+
+
+def test_fast_layout_nests_and_evaluation_matches_the_default_layout(small):
+    from aelib import metrics
+
+    x, _ = small
+    model = tiny_conv()
+    inner = model.encoder[3].weight  # (8, 4, 3, 3): its two layouts differ
+    with metrics.fast_layout(model, "cpu"):
+        with metrics.fast_layout(model, "cpu"):  # an evaluation inside training, say
+            pass
+        assert inner.is_contiguous(memory_format=torch.channels_last)  # the inner one left it
+        assert not inner.is_contiguous()
+    assert inner.is_contiguous()
+    with torch.no_grad():
+        plain = model(x[:100]).x_hat  # the default layout
+    torch.testing.assert_close(metrics.reconstruct(model, x[:100]), plain, rtol=1e-5, atol=1e-6)
+    assert inner.is_contiguous()
+
+
+def test_a_checkpoint_saved_in_the_default_layout_resumes_in_channels_last(tmp_path, small,
+                                                                          monkeypatch):
+    # a checkpoint from another device (or an older aelib) holds Adam's moments in the default
+    # layout; resumed on the CPU, where the weights are channels-last, they must follow the
+    # weights, or fused Adam would pair each weight with another weight's moments
+    import contextlib
+
+    x, v = small
+    straight = tiny_conv()
+    monkeypatch.setattr(train, "fast_layout", lambda model, device: contextlib.nullcontext(model))
+    train.fit(straight, x, OBJ, val=v, num_epochs=4, batch_size=32)  # default layout throughout
+    ckpt = tmp_path / "run.pt"
+    train.fit(tiny_conv(), x, OBJ, val=v, num_epochs=2, batch_size=32, checkpoint=ckpt)
+    monkeypatch.undo()
+    resumed = tiny_conv()
+    train.fit(resumed, x, OBJ, val=v, num_epochs=4, batch_size=32, checkpoint=ckpt)
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_checkpoint_round_trip(tmp_path, small):
