@@ -148,7 +148,6 @@ def fit(model: nn.Module, train: torch.Tensor, objective: Objective, *,
         path = Path(checkpoint) if checkpoint is not None else None
         if path is not None and path.exists():
             state = load_checkpoint(path, model, optimizer=opt, settings=settings)
-            _match_layouts(opt)  # saved in another layout (another device): as the weights are
             start_epoch = state["epoch"]
             history = state["history"]
             generator.set_state(state["generator_state"])  # at the start of epoch start_epoch + 1
@@ -407,8 +406,9 @@ def load_checkpoint(path: str | Path, model: nn.Module, *,
     Refuses, with a `CheckpointError` that says what to do, a file that is
     missing, truncated or corrupt, written by a newer format, made for a
     model of another architecture, or (when `settings` is given) trained
-    with other settings. Returns the stored state dict. Introduced in
-    chapter 1.
+    with other settings. The optimiser's state takes the memory layout of
+    the model's weights as they are now. Returns the stored state dict.
+    Introduced in chapter 1.
     """
     path = Path(path)
     if not path.exists():
@@ -445,6 +445,7 @@ def load_checkpoint(path: str | Path, model: nn.Module, *,
     model.load_state_dict(theirs)
     if optimizer is not None and state.get("optimizer_state") is not None:
         optimizer.load_state_dict(state["optimizer_state"])
+        _match_layouts(optimizer)  # saved in another layout (another device): as the weights are
     return state
 
 
